@@ -1,0 +1,42 @@
+//! gRPC services, one file each: decode the request into domain types, call the store,
+//! encode the response. No SQL here, no wire types below here.
+
+pub mod convert;
+pub mod indicator_service;
+pub mod mask;
+pub mod paging;
+pub mod program_service;
+
+use sqlx::PgPool;
+use tonic::Status;
+
+use crate::domain::Violations;
+use crate::error::Error;
+use paging::PageTokens;
+
+/// What every service needs: the pool and the page-token key.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The database.
+    pub pool: PgPool,
+    /// Signs and checks page tokens.
+    pub page_tokens: PageTokens,
+}
+
+/// Returns the parsed value, or INVALID_ARGUMENT with every violation collected.
+pub(crate) fn finish<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, Status> {
+    v.finish(value).map_err(|e| Status::from(Error::InvalidArgument(e)))
+}
+
+/// Records that a required message field is missing.
+pub(crate) fn required_message<'a, T>(v: &mut Violations, field: &str, m: &'a Option<T>) -> Option<&'a T> {
+    if m.is_none() {
+        v.push(field, "REQUIRED", format!("{field} is required"));
+    }
+    m.as_ref()
+}
+
+/// The etag a request carries, if any.
+pub(crate) fn etag(e: &str) -> Option<&str> {
+    (!e.is_empty()).then_some(e)
+}

@@ -1,0 +1,239 @@
+//! Configuration from flags and environment. Every setting is read as text first and
+//! then parsed in one pass that collects *all* errors, so a misconfigured deployment is
+//! fixed in one restart, not one per mistake.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sqlx::postgres::PgConnectOptions;
+
+/// Command line of the `tradewatch` binary.
+#[derive(Debug, Parser)]
+#[command(name = "tradewatch", version, about = "gRPC service for trade-development programmes, indicators, figures and targets")]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: RawSettings,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load the built-in Chongqing 2015 programme (again) and exit; existing resources are kept.
+    Seed,
+}
+
+/// Settings as given, before parsing.
+#[derive(Debug, Args)]
+pub struct RawSettings {
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
+    #[arg(long, env = "TRADEWATCH_LISTEN", global = true)]
+    pub listen: Option<String>,
+    /// PostgreSQL URL. When unset, a private PostgreSQL cluster is started in the data
+    /// directory from the local PostgreSQL binaries.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the private PostgreSQL cluster used when DATABASE_URL is unset
+    /// [default: ./.tradewatch].
+    #[arg(long, env = "TRADEWATCH_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Most database connections [default: 10].
+    #[arg(long, env = "TRADEWATCH_POOL_SIZE", global = true)]
+    pub pool_size: Option<String>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "TRADEWATCH_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+    /// Log filter in tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "TRADEWATCH_LOG", global = true)]
+    pub log: Option<String>,
+    /// How long in-flight calls may run after SIGINT/SIGTERM before they are cut, e.g.
+    /// `10s` or `500ms` [default: 10s].
+    #[arg(long, env = "TRADEWATCH_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
+    /// Do not load the Chongqing 2015 programme on first start.
+    #[arg(long, env = "TRADEWATCH_NO_SEED", global = true)]
+    pub no_seed: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A server given by URL.
+    Url(Box<PgConnectOptions>),
+    /// A private cluster in this directory.
+    Embedded(PathBuf),
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// The database.
+    pub database: Database,
+    /// Pool size.
+    pub pool_size: u32,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_filter: String,
+    /// Drain time on shutdown.
+    pub shutdown_grace: Duration,
+    /// Load the built-in programme on first start.
+    pub seed: bool,
+}
+
+/// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 10s, 500ms or 2m")),
+    }
+}
+
+impl Config {
+    /// Parses every setting, returning all problems at once.
+    pub fn from_raw(raw: &RawSettings) -> Result<Config, Vec<String>> {
+        let mut errors = Vec::new();
+        let listen = raw
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:50051")
+            .parse::<SocketAddr>()
+            .map_err(|e| errors.push(format!("--listen / TRADEWATCH_LISTEN: {e} (expected host:port such as 127.0.0.1:50051)")))
+            .ok();
+        let database = match raw.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => PgConnectOptions::from_str(url)
+                .map(|o| Database::Url(Box::new(o)))
+                .map_err(|e| errors.push(format!("--database-url / DATABASE_URL: {e}")))
+                .ok(),
+            None => Some(Database::Embedded(
+                raw.data_dir.clone().unwrap_or_else(|| PathBuf::from(".tradewatch")),
+            )),
+        };
+        let pool_size = match raw.pool_size.as_deref() {
+            None => Some(10),
+            Some(s) => match s.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => Some(n),
+                _ => {
+                    errors.push(format!(
+                        "--pool-size / TRADEWATCH_POOL_SIZE: {s:?} is not a number from 1 to 1000"
+                    ));
+                    None
+                }
+            },
+        };
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                errors.push(format!(
+                    "--log-format / TRADEWATCH_LOG_FORMAT: {other:?} is not `text` or `json`"
+                ));
+                None
+            }
+        };
+        let log_filter = raw.log.clone().unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            errors.push(format!("--log / TRADEWATCH_LOG: {e}"));
+        }
+        let shutdown_grace = match raw.shutdown_grace.as_deref() {
+            None => Some(Duration::from_secs(10)),
+            Some(s) => parse_duration(s)
+                .map_err(|e| errors.push(format!("--shutdown-grace / TRADEWATCH_SHUTDOWN_GRACE: {e}")))
+                .ok(),
+        };
+        match (listen, database, pool_size, log_format, shutdown_grace) {
+            (Some(listen), Some(database), Some(pool_size), Some(log_format), Some(shutdown_grace))
+                if errors.is_empty() =>
+            {
+                Ok(Config {
+                    listen,
+                    database,
+                    pool_size,
+                    log_format,
+                    log_filter,
+                    shutdown_grace,
+                    seed: !raw.no_seed,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        RawSettings {
+            listen: None,
+            database_url: None,
+            data_dir: None,
+            pool_size: None,
+            log_format: None,
+            log: None,
+            shutdown_grace: None,
+            no_seed: false,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_raw(&raw()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert!(matches!(c.database, Database::Embedded(ref p) if p == &PathBuf::from(".tradewatch")));
+        assert_eq!(c.pool_size, 10);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let mut r = raw();
+        r.listen = Some("nowhere".into());
+        r.pool_size = Some("0".into());
+        r.log_format = Some("xml".into());
+        r.shutdown_grace = Some("soon".into());
+        r.database_url = Some("mysql://x".into());
+        let errors = Config::from_raw(&r).unwrap_err();
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("1h").is_err());
+    }
+}

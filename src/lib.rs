@@ -1,0 +1,23 @@
+//! tradewatch: a gRPC service that keeps governments' trade-development programmes —
+//! their initiatives, the indicators that measure them and their targets — in
+//! PostgreSQL.
+//!
+//! Layout:
+//! - [`config`]: flags and environment, all errors reported at once;
+//! - [`server`]: assembly of the gRPC server (health, reflection, tracing, shutdown);
+//! - [`api`]: one module per gRPC service: request → domain → store → response;
+//! - [`domain`]: validated types and pure logic (ids, names, periods, decimals, codes);
+//! - [`store`]: SQL, one module per aggregate, and the migrations;
+//! - [`embedded_pg`]: the private PostgreSQL cluster of the zero-configuration default;
+//! - [`seed`]: the built-in Chongqing 2015 programme;
+//! - [`error`]: the one error type and its mapping to gRPC statuses.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod embedded_pg;
+pub mod error;
+pub mod proto;
+pub mod seed;
+pub mod server;
+pub mod store;

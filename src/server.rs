@@ -1,0 +1,145 @@
+//! Assembly of the gRPC server: services, health, reflection (v1 and v1alpha, so that
+//! both old and new grpcurl work), per-call tracing spans and graceful shutdown with a
+//! bounded drain. [`serve`] takes an already bound listener, so tests run the very same
+//! server on `127.0.0.1:0`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::api::paging::PageTokens;
+use crate::api::{Context, indicator_service::IndicatorApi, program_service::ProgramApi};
+use crate::error::Result;
+use crate::proto::v1::indicator_service_server::IndicatorServiceServer;
+use crate::proto::v1::program_service_server::ProgramServiceServer;
+use crate::store;
+
+/// Fully qualified names of the services this server reports health for.
+pub const SERVICE_NAMES: [&str; 2] = ["tradewatch.v1.ProgramService", "tradewatch.v1.IndicatorService"];
+
+/// How often the health reporter checks the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Builds the shared context: the pool and the page-token key stored in the database.
+pub async fn context(pool: PgPool) -> Result<Context> {
+    let key = store::secrets::get_or_create(&pool, "page_tokens").await?;
+    Ok(Context {
+        pool,
+        page_tokens: PageTokens::new(key),
+    })
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes, then lets in-flight calls
+/// finish for at most `grace` before cutting them.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Context,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let monitor = tokio::spawn(monitor_database(ctx.pool.clone(), health_reporter));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc.ErrorInfo, BadRequest, ...: lets grpcurl print error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        // The response line above already carries the gRPC status; client errors
+        // (INVALID_ARGUMENT, NOT_FOUND, ...) are not server failures worth an ERROR.
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = Server::builder()
+        .layer(trace)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ProgramServiceServer::new(ProgramApi::new(ctx.clone())))
+        .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())));
+    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        shutdown.await;
+        tracing::info!(grace = ?grace, "shutting down: no new calls, draining in-flight calls");
+        let _ = signalled_tx.send(());
+    });
+    // After the signal, give in-flight calls `grace` to finish, then stop waiting.
+    let drain_deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        r = serving => r.map_err(anyhow::Error::from),
+        () = drain_deadline => {
+            tracing::warn!("drain time exceeded; remaining calls are cut");
+            Ok(())
+        }
+    };
+    monitor.abort();
+    result
+}
+
+/// Reports SERVING while the database answers and NOT_SERVING while it does not, for
+/// the whole server (`""`) and each service.
+async fn monitor_database(pool: PgPool, reporter: tonic_health::server::HealthReporter) {
+    let mut last: Option<ServingStatus> = None;
+    loop {
+        let ok = tokio::time::timeout(HEALTH_INTERVAL, sqlx::query("SELECT 1").execute(&pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let status = if ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            if ok {
+                tracing::info!("database reachable: health SERVING");
+            } else {
+                tracing::warn!("database unreachable: health NOT_SERVING");
+            }
+            reporter.set_service_status("", status).await;
+            for name in SERVICE_NAMES {
+                reporter.set_service_status(name, status).await;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

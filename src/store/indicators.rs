@@ -1,0 +1,238 @@
+//! Indicators.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres};
+
+use super::{begin, check_etag, has_dependants, id, is_unique_violation};
+use crate::domain::indicator::{Aggregation, Flow, IndicatorSpec};
+use crate::domain::names::IndicatorName;
+use crate::domain::program::{Direction, Meta};
+use crate::domain::{Frequency, ResourceId};
+use crate::error::{Error, Result};
+
+/// A stored indicator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indicator {
+    /// Its id (`indicators/{id}`).
+    pub id: ResourceId,
+    /// Its content.
+    pub spec: IndicatorSpec,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+impl Indicator {
+    /// The resource name.
+    pub fn name(&self) -> IndicatorName {
+        IndicatorName(self.id.clone())
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "indicator_id::text AS indicator_id, title, description, unit, \
+    unit_multiplier, frequency, flow, service_category, region::text AS region, dimensions, \
+    aggregation, year_to_date, direction, source_agency, create_time, update_time, version"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    indicator_id: String,
+    title: String,
+    description: String,
+    unit: String,
+    unit_multiplier: i32,
+    frequency: String,
+    flow: String,
+    service_category: Option<String>,
+    region: String,
+    dimensions: Json<BTreeMap<String, String>>,
+    aggregation: String,
+    year_to_date: bool,
+    direction: String,
+    source_agency: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    version: i64,
+}
+
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::internal(anyhow::anyhow!("stored indicator has an invalid {what}: {value:?}"))
+}
+
+impl TryFrom<Row> for Indicator {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(Indicator {
+            id: id(r.indicator_id),
+            spec: IndicatorSpec {
+                title: r.title,
+                description: r.description,
+                unit: r.unit,
+                unit_multiplier: r.unit_multiplier,
+                frequency: Frequency::from_code(&r.frequency)
+                    .ok_or_else(|| corrupt("frequency", &r.frequency))?,
+                flow: Flow::from_code(&r.flow).ok_or_else(|| corrupt("flow", &r.flow))?,
+                service_category: r.service_category,
+                region: r.region,
+                dimensions: r.dimensions.0,
+                aggregation: Aggregation::from_code(&r.aggregation)
+                    .ok_or_else(|| corrupt("aggregation", &r.aggregation))?,
+                year_to_date: r.year_to_date,
+                direction: Direction::from_code(&r.direction)
+                    .ok_or_else(|| corrupt("direction", &r.direction))?,
+                source_agency: r.source_agency,
+            },
+            meta: Meta {
+                create_time: r.create_time,
+                update_time: r.update_time,
+                version: r.version,
+            },
+        })
+    }
+}
+
+fn bind_spec<'q>(
+    q: sqlx::query::QueryAs<'q, Postgres, Row, sqlx::postgres::PgArguments>,
+    spec: &'q IndicatorSpec,
+) -> sqlx::query::QueryAs<'q, Postgres, Row, sqlx::postgres::PgArguments> {
+    q.bind(&spec.title)
+        .bind(&spec.description)
+        .bind(&spec.unit)
+        .bind(spec.unit_multiplier)
+        .bind(spec.frequency.code())
+        .bind(spec.flow.code())
+        .bind(spec.service_category.as_deref())
+        .bind(&spec.region)
+        .bind(Json(&spec.dimensions))
+        .bind(spec.aggregation.code())
+        .bind(spec.year_to_date)
+        .bind(spec.direction.code())
+        .bind(&spec.source_agency)
+}
+
+/// Creates an indicator; ALREADY_EXISTS when the id is taken.
+pub async fn create(pool: &PgPool, indicator_id: &ResourceId, spec: &IndicatorSpec) -> Result<Indicator> {
+    let sql = concat!(
+        "INSERT INTO indicators (indicator_id, title, description, unit, unit_multiplier, \
+         frequency, flow, service_category, region, dimensions, aggregation, year_to_date, \
+         direction, source_agency) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ", columns!(), ""
+    );
+    let q = sqlx::query_as::<_, Row>(sql).bind(indicator_id.as_str());
+    let row = bind_spec(q, spec).fetch_one(pool).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::AlreadyExists(IndicatorName(indicator_id.clone()).to_string())
+        } else {
+            e.into()
+        }
+    })?;
+    row.try_into()
+}
+
+/// Reads an indicator.
+pub async fn get(pool: &PgPool, indicator_id: &ResourceId) -> Result<Indicator> {
+    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1");
+    let row: Option<Row> = sqlx::query_as(sql)
+        .bind(indicator_id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    row.ok_or_else(|| Error::NotFound(IndicatorName(indicator_id.clone()).to_string()))?
+        .try_into()
+}
+
+/// Lists up to `limit` indicators after id `after`, in id order.
+pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Indicator>> {
+    let sql = concat!(
+        "SELECT ", columns!(), " FROM indicators WHERE ($1::text IS NULL OR indicator_id > $1) \
+         ORDER BY indicator_id LIMIT $2"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(Indicator::try_from).collect()
+}
+
+/// Updates an indicator (see `programs::update` for the protocol). The frequency is
+/// immutable: `change` must keep it (the database refuses otherwise).
+pub async fn update(
+    pool: &PgPool,
+    indicator_id: &ResourceId,
+    etag: Option<&str>,
+    change: impl FnOnce(&Indicator) -> Result<IndicatorSpec>,
+) -> Result<Indicator> {
+    let name = IndicatorName(indicator_id.clone()).to_string();
+    let mut tx = begin(pool).await?;
+    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1 FOR UPDATE");
+    let current: Indicator = sqlx::query_as::<_, Row>(sql)
+        .bind(indicator_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(name.clone()))?
+        .try_into()?;
+    check_etag(&name, etag, &current.meta.etag())?;
+    let spec = change(&current)?;
+    if spec == current.spec {
+        return Ok(current);
+    }
+    let sql = concat!(
+        "UPDATE indicators SET title = $2, description = $3, unit = $4, unit_multiplier = $5, \
+         frequency = $6, flow = $7, service_category = $8, region = $9, dimensions = $10, \
+         aggregation = $11, year_to_date = $12, direction = $13, source_agency = $14, \
+         update_time = now(), version = version + 1 WHERE indicator_id = $1 RETURNING ", columns!(), ""
+    );
+    let q = sqlx::query_as::<_, Row>(sql).bind(indicator_id.as_str());
+    let row = bind_spec(q, &spec).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    row.try_into()
+}
+
+/// Deletes an indicator. Without `force`, FAILED_PRECONDITION while targets use it or
+/// initiatives list it; with it, those targets are deleted and the initiatives no
+/// longer list it.
+pub async fn delete(pool: &PgPool, indicator_id: &ResourceId, etag: Option<&str>, force: bool) -> Result<()> {
+    let name = IndicatorName(indicator_id.clone()).to_string();
+    let mut tx = begin(pool).await?;
+    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1 FOR UPDATE");
+    let current: Indicator = sqlx::query_as::<_, Row>(sql)
+        .bind(indicator_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(name.clone()))?
+        .try_into()?;
+    check_etag(&name, etag, &current.meta.etag())?;
+    if !force {
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM ( \
+               SELECT 'programs/' || program_id || '/targets/' || target_id AS name \
+                 FROM targets WHERE indicator_id = $1 \
+               UNION ALL \
+               SELECT 'programs/' || program_id || '/initiatives/' || initiative_id \
+                 FROM initiative_indicators WHERE indicator_id = $1) u ORDER BY name LIMIT 1000",
+        )
+        .bind(indicator_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        if !users.is_empty() {
+            return Err(has_dependants(&name, "targets or initiatives that use it", users));
+        }
+    }
+    for sql in [
+        "DELETE FROM targets WHERE indicator_id = $1",
+        "DELETE FROM initiative_indicators WHERE indicator_id = $1",
+        "DELETE FROM indicators WHERE indicator_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(indicator_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! PostgreSQL access, one module per aggregate. SQL lives here and nowhere else; every
+//! dynamic value is a bound parameter.
+
+pub mod indicators;
+pub mod initiatives;
+pub mod programs;
+pub mod secrets;
+pub mod targets;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::domain::ResourceId;
+use crate::error::{Error, Result};
+
+/// Migrations compiled into the binary from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a call waits for a free connection (or a new one) before failing
+    /// with UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a pool. Connections are made lazily, so the service starts (and reports
+/// NOT_SERVING on health) even when the database is down at that moment.
+pub fn connect_lazy(options: PgConnectOptions, config: &PoolConfig) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        // Check a connection before handing it out: after a database restart, stale
+        // connections are dropped instead of failing the next call.
+        .test_before_acquire(true)
+        .connect_lazy_with(options.application_name("tradewatch"))
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => Error::from(e),
+        other => Error::internal(other),
+    })
+}
+
+/// Starts a transaction.
+///
+/// sqlx 0.9.0 can leave a pooled connection inside an open transaction when the
+/// future of `begin()` is dropped (a client cancels) between sending `BEGIN` and
+/// reading its reply. Every transaction therefore starts in a task of its own that the
+/// caller's cancellation cannot interrupt: a dropped call leaves a finished `BEGIN`
+/// whose `Transaction` guard is then dropped, and rolls back, normally.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::from)
+}
+
+/// Converts an id read from the database (valid by the column's domain type).
+pub(crate) fn id(s: String) -> ResourceId {
+    ResourceId::from_db(s)
+}
+
+/// True when `e` is a unique violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+/// Compares a caller's etag with the current one (an empty etag means "don't check").
+pub(crate) fn check_etag(name: &str, given: Option<&str>, current: &str) -> Result<()> {
+    match given {
+        Some(g) if !g.is_empty() && g != current => Err(Error::EtagMismatch {
+            name: name.to_owned(),
+            current: current.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Builds the FAILED_PRECONDITION returned by a delete that has dependants.
+pub(crate) fn has_dependants(name: &str, what: &str, dependants: Vec<String>) -> Error {
+    let shown: Vec<(String, String)> = dependants
+        .iter()
+        .take(20)
+        .map(|d| (d.clone(), format!("refers to or belongs to {name}")))
+        .collect();
+    Error::FailedPrecondition {
+        reason: "HAS_DEPENDANTS",
+        message: format!(
+            "{name} still has {what} ({} found, e.g. {}); delete them first or set force",
+            dependants.len(),
+            dependants.first().map(String::as_str).unwrap_or("")
+        ),
+        subjects: shown,
+    }
+}
