@@ -12,7 +12,11 @@ use sqlx::postgres::PgConnectOptions;
 
 /// Command line of the `tradewatch` binary.
 #[derive(Debug, Parser)]
-#[command(name = "tradewatch", version, about = "gRPC service for trade-development programmes, indicators, figures and targets")]
+#[command(
+    name = "tradewatch",
+    version,
+    about = "gRPC service for trade-development programmes, indicators, figures and targets"
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -129,15 +133,28 @@ impl Config {
             .as_deref()
             .unwrap_or("127.0.0.1:50051")
             .parse::<SocketAddr>()
-            .map_err(|e| errors.push(format!("--listen / TRADEWATCH_LISTEN: {e} (expected host:port such as 127.0.0.1:50051)")))
+            .map_err(|e| {
+                errors.push(format!(
+                    "--listen / TRADEWATCH_LISTEN: {e} (expected host:port such as 127.0.0.1:50051)"
+                ))
+            })
             .ok();
         let database = match raw.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                errors.push(
+                    "--database-url / DATABASE_URL: expected a postgres:// or postgresql:// URL"
+                        .to_owned(),
+                );
+                None
+            }
             Some(url) => PgConnectOptions::from_str(url)
                 .map(|o| Database::Url(Box::new(o)))
                 .map_err(|e| errors.push(format!("--database-url / DATABASE_URL: {e}")))
                 .ok(),
             None => Some(Database::Embedded(
-                raw.data_dir.clone().unwrap_or_else(|| PathBuf::from(".tradewatch")),
+                raw.data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(".tradewatch")),
             )),
         };
         let pool_size = match raw.pool_size.as_deref() {
@@ -169,23 +186,27 @@ impl Config {
         let shutdown_grace = match raw.shutdown_grace.as_deref() {
             None => Some(Duration::from_secs(10)),
             Some(s) => parse_duration(s)
-                .map_err(|e| errors.push(format!("--shutdown-grace / TRADEWATCH_SHUTDOWN_GRACE: {e}")))
+                .map_err(|e| {
+                    errors.push(format!("--shutdown-grace / TRADEWATCH_SHUTDOWN_GRACE: {e}"))
+                })
                 .ok(),
         };
         match (listen, database, pool_size, log_format, shutdown_grace) {
-            (Some(listen), Some(database), Some(pool_size), Some(log_format), Some(shutdown_grace))
-                if errors.is_empty() =>
-            {
-                Ok(Config {
-                    listen,
-                    database,
-                    pool_size,
-                    log_format,
-                    log_filter,
-                    shutdown_grace,
-                    seed: !raw.no_seed,
-                })
-            }
+            (
+                Some(listen),
+                Some(database),
+                Some(pool_size),
+                Some(log_format),
+                Some(shutdown_grace),
+            ) if errors.is_empty() => Ok(Config {
+                listen,
+                database,
+                pool_size,
+                log_format,
+                log_filter,
+                shutdown_grace,
+                seed: !raw.no_seed,
+            }),
             _ => Err(errors),
         }
     }
@@ -212,7 +233,9 @@ mod tests {
     fn defaults() {
         let c = Config::from_raw(&raw()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
-        assert!(matches!(c.database, Database::Embedded(ref p) if p == &PathBuf::from(".tradewatch")));
+        assert!(
+            matches!(c.database, Database::Embedded(ref p) if p == &PathBuf::from(".tradewatch"))
+        );
         assert_eq!(c.pool_size, 10);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
     }

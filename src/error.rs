@@ -25,7 +25,9 @@ pub enum Error {
     #[error("{0} already exists")]
     AlreadyExists(String),
     /// The caller's etag is stale.
-    #[error("the etag of {name} does not match: it was changed since it was read (current etag {current:?})")]
+    #[error(
+        "the etag of {name} does not match: it was changed since it was read (current etag {current:?})"
+    )]
     EtagMismatch {
         /// The resource.
         name: String,
@@ -71,7 +73,11 @@ fn describe(v: &[FieldViolation]) -> String {
 
 impl Error {
     /// One invalid field.
-    pub fn invalid(field: impl Into<String>, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Error::InvalidArgument(vec![FieldViolation::new(field, reason, message)])
     }
 
@@ -208,7 +214,9 @@ impl From<Error> for Status {
             } if !subjects.is_empty() => {
                 let pv: Vec<tonic_types::PreconditionViolation> = subjects
                     .into_iter()
-                    .map(|(subject, why)| tonic_types::PreconditionViolation::new(reason, subject, why))
+                    .map(|(subject, why)| {
+                        tonic_types::PreconditionViolation::new(reason, subject, why)
+                    })
                     .collect();
                 details.set_precondition_failure(pv);
             }

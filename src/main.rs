@@ -58,15 +58,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     };
     let result = run_with(command, &config, options).await;
-    if let Some(pg) = embedded {
-        if let Err(e) = pg.stop().await {
-            tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
-        }
+    if let Some(pg) = embedded
+        && let Err(e) = pg.stop().await
+    {
+        tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
     }
     result
 }
 
-async fn run_with(command: Command, config: &Config, options: PgConnectOptions) -> anyhow::Result<()> {
+async fn run_with(
+    command: Command,
+    config: &Config,
+    options: PgConnectOptions,
+) -> anyhow::Result<()> {
     let pool = store::connect_lazy(
         options,
         &store::PoolConfig {
@@ -98,7 +102,13 @@ async fn run_with(command: Command, config: &Config, options: PgConnectOptions) 
                  grpcurl -plaintext -d '{{\"name\": \"programs/{}\"}}' {addr} tradewatch.v1.ProgramService/GetProgram",
                 seed::PROGRAM_ID
             );
-            server::serve(listener, ctx, server::shutdown_signal(), config.shutdown_grace).await?;
+            server::serve(
+                listener,
+                ctx,
+                server::shutdown_signal(),
+                config.shutdown_grace,
+            )
+            .await?;
             pool.close().await;
             tracing::info!("stopped");
             Ok(())

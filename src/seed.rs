@@ -28,14 +28,26 @@ pub const TARGET_ID: &str = "services-trade-2020";
 const SEED_NAME: &str = "cq-2015-service-trade";
 
 /// The seven development areas, in the document's order, with the measures it names.
-const AREAS: &[(&str, &str, &[(&str, &str)])] = &[
+/// An initiative of the seed: id and title.
+type Seeded = (&'static str, &'static str);
+
+const AREAS: &[(&str, &str, &[Seeded])] = &[
     (
         "cross-border-e-commerce",
         "Develop cross-border trade e-commerce",
         &[
-            ("e-commerce-trade-mode", "Create the cross-border e-commerce trade mode"),
-            ("e-commerce-service-platform", "Perfect the public service platform"),
-            ("e-commerce-demonstration-base", "Construct demonstration bases"),
+            (
+                "e-commerce-trade-mode",
+                "Create the cross-border e-commerce trade mode",
+            ),
+            (
+                "e-commerce-service-platform",
+                "Perfect the public service platform",
+            ),
+            (
+                "e-commerce-demonstration-base",
+                "Construct demonstration bases",
+            ),
         ],
     ),
     (
@@ -57,7 +69,10 @@ const AREAS: &[(&str, &str, &[(&str, &str)])] = &[
         "cross-border-finance",
         "Develop cross-border settlement, investment and financing",
         &[
-            ("settlement-highland", "Build a highland of cross-border financial settlement"),
+            (
+                "settlement-highland",
+                "Build a highland of cross-border financial settlement",
+            ),
             (
                 "investment-financing-facilitation",
                 "Actively promote the facilitation of cross-border investment and financing",
@@ -68,7 +83,10 @@ const AREAS: &[(&str, &str, &[(&str, &str)])] = &[
         "international-transport",
         "Develop international transportation",
         &[
-            ("three-dimensional-transport", "Construct a three-dimensional transportation system"),
+            (
+                "three-dimensional-transport",
+                "Construct a three-dimensional transportation system",
+            ),
             (
                 "transport-industry-cluster",
                 "Cultivate an industrial group of international transportation",
@@ -91,7 +109,10 @@ const AREAS: &[(&str, &str, &[(&str, &str)])] = &[
                 "culture-brands",
                 "Cultivate local culture brands with international competitive ability",
             ),
-            ("culture-trade-platform", "Construct a platform of culture trade"),
+            (
+                "culture-trade-platform",
+                "Construct a platform of culture trade",
+            ),
             (
                 "art-works-trade",
                 "Develop the demonstration, delivery and auction of global culture and art works",
@@ -106,13 +127,17 @@ const AREAS: &[(&str, &str, &[(&str, &str)])] = &[
                 "outsourcing-demonstration-city",
                 "Speed up the construction of the service outsourcing demonstration city",
             ),
-            ("outsourcing-structure", "Optimise the structure of service outsourcing"),
+            (
+                "outsourcing-structure",
+                "Optimise the structure of service outsourcing",
+            ),
         ],
     ),
 ];
 
 fn rid(s: &str) -> Result<ResourceId> {
-    ResourceId::parse(s).map_err(|e| Error::internal(anyhow::anyhow!("bad seed id {s}: {}", e.message)))
+    ResourceId::parse(s)
+        .map_err(|e| Error::internal(anyhow::anyhow!("bad seed id {s}: {}", e.message)))
 }
 
 /// Ignores ALREADY_EXISTS, so that loading again completes a partial load and keeps
@@ -236,9 +261,11 @@ pub async fn load(pool: &PgPool) -> Result<bool> {
                 indicator,
                 initiative: None,
                 kind: TargetKind::Level,
-                target_value: Decimal::parse("30").map_err(|e| Error::internal(anyhow::anyhow!(e.message)))?,
+                target_value: Decimal::parse("30")
+                    .map_err(|e| Error::internal(anyhow::anyhow!(e.message)))?,
                 unit_multiplier: 9,
-                target_period: Period::parse("2020").map_err(|e| Error::internal(anyhow::anyhow!(e.message)))?,
+                target_period: Period::parse("2020")
+                    .map_err(|e| Error::internal(anyhow::anyhow!(e.message)))?,
                 baseline_value: None,
                 baseline_period: None,
                 direction: Direction::HigherIsBetter,

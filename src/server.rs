@@ -22,7 +22,10 @@ use crate::proto::v1::program_service_server::ProgramServiceServer;
 use crate::store;
 
 /// Fully qualified names of the services this server reports health for.
-pub const SERVICE_NAMES: [&str; 2] = ["tradewatch.v1.ProgramService", "tradewatch.v1.IndicatorService"];
+pub const SERVICE_NAMES: [&str; 2] = [
+    "tradewatch.v1.ProgramService",
+    "tradewatch.v1.IndicatorService",
+];
 
 /// How often the health reporter checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -74,11 +77,12 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(ProgramServiceServer::new(ProgramApi::new(ctx.clone())))
         .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())));
-    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-        shutdown.await;
-        tracing::info!(grace = ?grace, "shutting down: no new calls, draining in-flight calls");
-        let _ = signalled_tx.send(());
-    });
+    let serving =
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!(grace = ?grace, "shutting down: no new calls, draining in-flight calls");
+            let _ = signalled_tx.send(());
+        });
     // After the signal, give in-flight calls `grace` to finish, then stop waiting.
     let drain_deadline = async move {
         if signalled_rx.await.is_ok() {

@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 
 use crate::domain::indicator::{
-    self, Aggregation, Flow, IndicatorSpec, MAX_DIMENSIONS, MAX_UNIT_MULTIPLIER, MIN_UNIT_MULTIPLIER,
+    self, Aggregation, Flow, IndicatorSpec, MAX_DIMENSIONS, MAX_UNIT_MULTIPLIER,
+    MIN_UNIT_MULTIPLIER,
 };
 use crate::domain::names::{IndicatorName, InitiativeName, truncate};
-use crate::domain::program::{Direction, InitiativeSpec, InitiativeState, ProgramSpec, TargetKind, TargetSpec};
+use crate::domain::program::{
+    Direction, InitiativeSpec, InitiativeState, ProgramSpec, TargetKind, TargetSpec,
+};
 use crate::domain::text::{self, limits};
 use crate::domain::{Decimal, Frequency, Invalid, Period, ResourceId, Violations, codes};
 use crate::proto::v1 as pb;
@@ -26,7 +29,8 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp>
 }
 
 fn date_text(d: Option<chrono::NaiveDate>) -> String {
-    d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 /// Parses a proto enum value: unspecified (0) is REQUIRED, unknown numbers invalid.
@@ -46,9 +50,14 @@ fn enum_value<E: TryFrom<i32>>(value: i32, unspecified: bool, allowed: &str) -> 
 
 fn region(s: &str) -> Result<String, Invalid> {
     if s.is_empty() {
-        return Err(Invalid::new("REQUIRED", "an ISO 3166-2 or ISO 3166-1 alpha-2 code is required"));
+        return Err(Invalid::new(
+            "REQUIRED",
+            "an ISO 3166-2 or ISO 3166-1 alpha-2 code is required",
+        ));
     }
-    codes::check_region(s).map(|_| s.to_owned()).map_err(Invalid::from)
+    codes::check_region(s)
+        .map(|_| s.to_owned())
+        .map_err(Invalid::from)
 }
 
 fn unit_multiplier(m: i32) -> Result<i32, Invalid> {
@@ -57,7 +66,9 @@ fn unit_multiplier(m: i32) -> Result<i32, Invalid> {
     } else {
         Err(Invalid::new(
             "OUT_OF_RANGE",
-            format!("{m} is not a power of ten between {MIN_UNIT_MULTIPLIER} and {MAX_UNIT_MULTIPLIER}"),
+            format!(
+                "{m} is not a power of ten between {MIN_UNIT_MULTIPLIER} and {MAX_UNIT_MULTIPLIER}"
+            ),
         ))
     }
 }
@@ -68,28 +79,39 @@ fn year(y: i32) -> Result<i32, Invalid> {
     } else if (1800..=2200).contains(&y) {
         Ok(y)
     } else {
-        Err(Invalid::new("OUT_OF_RANGE", format!("{y} is not a year between 1800 and 2200")))
+        Err(Invalid::new(
+            "OUT_OF_RANGE",
+            format!("{y} is not a year between 1800 and 2200"),
+        ))
     }
 }
 
 fn frequency(value: i32) -> Result<Frequency, Invalid> {
     let allowed = "FREQUENCY_ANNUAL, FREQUENCY_HALF_YEARLY, FREQUENCY_QUARTERLY, FREQUENCY_MONTHLY";
-    Ok(match enum_value::<pb::Frequency>(value, value == 0, allowed)? {
-        pb::Frequency::Annual => Frequency::Annual,
-        pb::Frequency::HalfYearly => Frequency::HalfYearly,
-        pb::Frequency::Quarterly => Frequency::Quarterly,
-        pb::Frequency::Monthly => Frequency::Monthly,
-        pb::Frequency::Unspecified => return Err(Invalid::new("REQUIRED", "a frequency is required")),
-    })
+    Ok(
+        match enum_value::<pb::Frequency>(value, value == 0, allowed)? {
+            pb::Frequency::Annual => Frequency::Annual,
+            pb::Frequency::HalfYearly => Frequency::HalfYearly,
+            pb::Frequency::Quarterly => Frequency::Quarterly,
+            pb::Frequency::Monthly => Frequency::Monthly,
+            pb::Frequency::Unspecified => {
+                return Err(Invalid::new("REQUIRED", "a frequency is required"));
+            }
+        },
+    )
 }
 
 fn direction(value: i32) -> Result<Direction, Invalid> {
     let allowed = "DIRECTION_HIGHER_IS_BETTER, DIRECTION_LOWER_IS_BETTER";
-    Ok(match enum_value::<pb::Direction>(value, value == 0, allowed)? {
-        pb::Direction::HigherIsBetter => Direction::HigherIsBetter,
-        pb::Direction::LowerIsBetter => Direction::LowerIsBetter,
-        pb::Direction::Unspecified => return Err(Invalid::new("REQUIRED", "a direction is required")),
-    })
+    Ok(
+        match enum_value::<pb::Direction>(value, value == 0, allowed)? {
+            pb::Direction::HigherIsBetter => Direction::HigherIsBetter,
+            pb::Direction::LowerIsBetter => Direction::LowerIsBetter,
+            pb::Direction::Unspecified => {
+                return Err(Invalid::new("REQUIRED", "a direction is required"));
+            }
+        },
+    )
 }
 
 /// The wire value of a frequency.
@@ -128,22 +150,34 @@ pub fn program_spec(p: &pb::Program, prefix: &str, v: &mut Violations) -> Option
         update_time: _,
         etag: _,
     } = p;
-    let title = v.check(&at(prefix, "title"), text::required_line(title, limits::TITLE));
-    let issuing_body = v.check(&at(prefix, "issuing_body"), text::optional_line(issuing_body, limits::AGENCY));
-    let adoption_date = v.check(&at(prefix, "adoption_date"), text::optional_date(adoption_date));
+    let title = v.check(
+        &at(prefix, "title"),
+        text::required_line(title, limits::TITLE),
+    );
+    let issuing_body = v.check(
+        &at(prefix, "issuing_body"),
+        text::optional_line(issuing_body, limits::AGENCY),
+    );
+    let adoption_date = v.check(
+        &at(prefix, "adoption_date"),
+        text::optional_date(adoption_date),
+    );
     let jurisdiction = v.check(&at(prefix, "jurisdiction"), region(jurisdiction));
     let start_year = v.check(&at(prefix, "start_year"), year(*start_year));
     let end_year = v.check(&at(prefix, "end_year"), year(*end_year));
-    if let (Some(s), Some(e)) = (start_year, end_year) {
-        if e < s {
-            v.push(
-                at(prefix, "end_year"),
-                "BEFORE_START",
-                format!("end_year {e} is before start_year {s}"),
-            );
-        }
+    if let (Some(s), Some(e)) = (start_year, end_year)
+        && e < s
+    {
+        v.push(
+            at(prefix, "end_year"),
+            "BEFORE_START",
+            format!("end_year {e} is before start_year {s}"),
+        );
     }
-    let summary = v.check(&at(prefix, "summary"), text::optional_text(summary, limits::LONG_TEXT));
+    let summary = v.check(
+        &at(prefix, "summary"),
+        text::optional_text(summary, limits::LONG_TEXT),
+    );
     let source_uri = v.check(&at(prefix, "source_uri"), text::optional_uri(source_uri));
     Some(ProgramSpec {
         title: title?,
@@ -229,7 +263,9 @@ pub fn initiative_spec(
                 v.push(
                     field,
                     "OTHER_PROGRAM",
-                    format!("{n} is not in programs/{program}; the parent must be in the same programme"),
+                    format!(
+                        "{n} is not in programs/{program}; the parent must be in the same programme"
+                    ),
                 );
                 None
             }
@@ -237,16 +273,29 @@ pub fn initiative_spec(
             None => None,
         }
     };
-    let title = v.check(&at(prefix, "title"), text::required_line(title, limits::TITLE));
-    let description = v.check(&at(prefix, "description"), text::optional_text(description, limits::LONG_TEXT));
-    let lead_agency = v.check(&at(prefix, "lead_agency"), text::optional_line(lead_agency, limits::AGENCY));
+    let title = v.check(
+        &at(prefix, "title"),
+        text::required_line(title, limits::TITLE),
+    );
+    let description = v.check(
+        &at(prefix, "description"),
+        text::optional_text(description, limits::LONG_TEXT),
+    );
+    let lead_agency = v.check(
+        &at(prefix, "lead_agency"),
+        text::optional_line(lead_agency, limits::AGENCY),
+    );
     let state = v.check(&at(prefix, "state"), initiative_state(*state));
     let start = v.check(&at(prefix, "start_date"), text::optional_date(start_date));
     let end = v.check(&at(prefix, "end_date"), text::optional_date(end_date));
-    if let (Some(Some(s)), Some(Some(e))) = (start, end) {
-        if e < s {
-            v.push(at(prefix, "end_date"), "BEFORE_START", format!("end_date {e} is before start_date {s}"));
-        }
+    if let (Some(Some(s)), Some(Some(e))) = (start, end)
+        && e < s
+    {
+        v.push(
+            at(prefix, "end_date"),
+            "BEFORE_START",
+            format!("end_date {e} is before start_date {s}"),
+        );
     }
     let tags_ok = list_limit(v, &at(prefix, "tags"), tags.len(), MAX_TAGS);
     let mut parsed_tags = Vec::new();
@@ -260,7 +309,12 @@ pub fn initiative_spec(
             }
         }
     }
-    let indicators_ok = list_limit(v, &at(prefix, "indicators"), indicators.len(), MAX_INITIATIVE_INDICATORS);
+    let indicators_ok = list_limit(
+        v,
+        &at(prefix, "indicators"),
+        indicators.len(),
+        MAX_INITIATIVE_INDICATORS,
+    );
     let mut parsed_indicators = Vec::new();
     for (i, ind) in indicators.iter().enumerate() {
         let field = format!("{prefix}.indicators[{i}]");
@@ -277,7 +331,10 @@ pub fn initiative_spec(
         if (0..=10_000).contains(position) {
             Ok(*position)
         } else {
-            Err(Invalid::new("OUT_OF_RANGE", format!("{position} is not between 0 and 10000")))
+            Err(Invalid::new(
+                "OUT_OF_RANGE",
+                format!("{position} is not between 0 and 10000"),
+            ))
         },
     );
     tags_ok?;
@@ -298,7 +355,11 @@ pub fn initiative_spec(
 
 fn list_limit(v: &mut Violations, field: &str, len: usize, max: usize) -> Option<()> {
     if len > max {
-        v.push(field, "TOO_MANY", format!("{len} entries; at most {max} are allowed"));
+        v.push(
+            field,
+            "TOO_MANY",
+            format!("{len} entries; at most {max} are allowed"),
+        );
         None
     } else {
         Some(())
@@ -330,7 +391,11 @@ pub fn initiative_to_proto(i: &store::initiatives::Initiative) -> pb::Initiative
         start_date: date_text(s.start_date),
         end_date: date_text(s.end_date),
         tags: s.tags.clone(),
-        indicators: s.indicators.iter().map(|i| format!("indicators/{i}")).collect(),
+        indicators: s
+            .indicators
+            .iter()
+            .map(|i| format!("indicators/{i}"))
+            .collect(),
         position: s.position,
         create_time: timestamp(i.meta.create_time),
         update_time: timestamp(i.meta.update_time),
@@ -343,16 +408,23 @@ pub fn initiative_to_proto(i: &store::initiatives::Initiative) -> pb::Initiative
 
 fn target_kind(value: i32) -> Result<TargetKind, Invalid> {
     use pb::target::Kind;
-    Ok(match enum_value::<Kind>(value, value == 0, "KIND_LEVEL, KIND_GROWTH_RATE")? {
-        Kind::Level => TargetKind::Level,
-        Kind::GrowthRate => TargetKind::GrowthRate,
-        Kind::Unspecified => return Err(Invalid::new("REQUIRED", "a kind is required")),
-    })
+    Ok(
+        match enum_value::<Kind>(value, value == 0, "KIND_LEVEL, KIND_GROWTH_RATE")? {
+            Kind::Level => TargetKind::Level,
+            Kind::GrowthRate => TargetKind::GrowthRate,
+            Kind::Unspecified => return Err(Invalid::new("REQUIRED", "a kind is required")),
+        },
+    )
 }
 
 /// Parses the content of a target of programme `program`. Checks that need the
 /// database (the indicator exists, its frequency) are done by the store.
-pub fn target_spec(p: &pb::Target, program: &ResourceId, prefix: &str, v: &mut Violations) -> Option<TargetSpec> {
+pub fn target_spec(
+    p: &pb::Target,
+    program: &ResourceId,
+    prefix: &str,
+    v: &mut Violations,
+) -> Option<TargetSpec> {
     let pb::Target {
         name: _,
         title,
@@ -370,9 +442,17 @@ pub fn target_spec(p: &pb::Target, program: &ResourceId, prefix: &str, v: &mut V
         update_time: _,
         etag: _,
     } = p;
-    let title = v.check(&at(prefix, "title"), text::required_line(title, limits::TITLE));
-    let description = v.check(&at(prefix, "description"), text::optional_text(description, limits::LONG_TEXT));
-    let indicator = v.check(&at(prefix, "indicator"), IndicatorName::parse(indicator)).map(|n| n.0);
+    let title = v.check(
+        &at(prefix, "title"),
+        text::required_line(title, limits::TITLE),
+    );
+    let description = v.check(
+        &at(prefix, "description"),
+        text::optional_text(description, limits::LONG_TEXT),
+    );
+    let indicator = v
+        .check(&at(prefix, "indicator"), IndicatorName::parse(indicator))
+        .map(|n| n.0);
     let initiative = if initiative.is_empty() {
         Some(None)
     } else {
@@ -397,12 +477,20 @@ pub fn target_spec(p: &pb::Target, program: &ResourceId, prefix: &str, v: &mut V
     let baseline_value = if baseline_value.is_empty() {
         Some(None)
     } else {
-        v.check(&at(prefix, "baseline_value"), Decimal::parse(baseline_value)).map(Some)
+        v.check(
+            &at(prefix, "baseline_value"),
+            Decimal::parse(baseline_value),
+        )
+        .map(Some)
     };
     let baseline_period = if baseline_period.is_empty() {
         Some(None)
     } else {
-        v.check(&at(prefix, "baseline_period"), Period::parse(baseline_period)).map(Some)
+        v.check(
+            &at(prefix, "baseline_period"),
+            Period::parse(baseline_period),
+        )
+        .map(Some)
     };
     let direction = v.check(&at(prefix, "direction"), direction(*dir));
 
@@ -447,14 +535,14 @@ pub fn target_spec(p: &pb::Target, program: &ResourceId, prefix: &str, v: &mut V
     }
     if kind == Some(TargetKind::Level) && direction == Some(Direction::HigherIsBetter) {
         // A level target of "higher is better" below its own baseline is contradictory.
-        if let (Some(t), Some(Some(b))) = (&target_value, &baseline_value) {
-            if compare(t, b) == Some(std::cmp::Ordering::Less) {
-                v.push(
-                    at(prefix, "target_value"),
-                    "CONTRADICTS_DIRECTION",
-                    format!("target {t} is below baseline {b} although higher is better"),
-                );
-            }
+        if let (Some(t), Some(Some(b))) = (&target_value, &baseline_value)
+            && compare(t, b) == Some(std::cmp::Ordering::Less)
+        {
+            v.push(
+                at(prefix, "target_value"),
+                "CONTRADICTS_DIRECTION",
+                format!("target {t} is below baseline {b} although higher is better"),
+            );
         }
     }
     Some(TargetSpec {
@@ -499,7 +587,11 @@ pub fn target_to_proto(t: &store::targets::Target) -> pb::Target {
         target_value: s.target_value.to_string(),
         unit_multiplier: s.unit_multiplier,
         target_period: s.target_period.to_string(),
-        baseline_value: s.baseline_value.as_ref().map(ToString::to_string).unwrap_or_default(),
+        baseline_value: s
+            .baseline_value
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         baseline_period: s.baseline_period.map(|p| p.to_string()).unwrap_or_default(),
         direction: direction_to_proto(s.direction) as i32,
         create_time: timestamp(t.meta.create_time),
@@ -536,7 +628,11 @@ fn aggregation(value: i32) -> Result<Aggregation, Invalid> {
 }
 
 /// Parses the content of an indicator.
-pub fn indicator_spec(p: &pb::Indicator, prefix: &str, v: &mut Violations) -> Option<IndicatorSpec> {
+pub fn indicator_spec(
+    p: &pb::Indicator,
+    prefix: &str,
+    v: &mut Violations,
+) -> Option<IndicatorSpec> {
     let pb::Indicator {
         name: _,
         title,
@@ -556,14 +652,25 @@ pub fn indicator_spec(p: &pb::Indicator, prefix: &str, v: &mut Violations) -> Op
         update_time: _,
         etag: _,
     } = p;
-    let title = v.check(&at(prefix, "title"), text::required_line(title, limits::SHORT_TITLE));
-    let description = v.check(&at(prefix, "description"), text::optional_text(description, limits::DESCRIPTION));
+    let title = v.check(
+        &at(prefix, "title"),
+        text::required_line(title, limits::SHORT_TITLE),
+    );
+    let description = v.check(
+        &at(prefix, "description"),
+        text::optional_text(description, limits::DESCRIPTION),
+    );
     let unit = v.check(
         &at(prefix, "unit"),
         if unit.is_empty() {
-            Err(Invalid::new("REQUIRED", "a unit is required: an ISO 4217 currency (USD) or a plain unit (1, %, TEU)"))
+            Err(Invalid::new(
+                "REQUIRED",
+                "a unit is required: an ISO 4217 currency (USD) or a plain unit (1, %, TEU)",
+            ))
         } else {
-            codes::check_unit(unit).map(|_| unit.clone()).map_err(Invalid::from)
+            codes::check_unit(unit)
+                .map(|_| unit.clone())
+                .map_err(Invalid::from)
         },
     );
     let multiplier = v.check(&at(prefix, "unit_multiplier"), unit_multiplier(*multiplier));
@@ -574,12 +681,19 @@ pub fn indicator_spec(p: &pb::Indicator, prefix: &str, v: &mut Violations) -> Op
     } else {
         v.check(
             &at(prefix, "service_category"),
-            codes::check_ebops2010(service_category).map(|_| Some(service_category.clone())).map_err(Invalid::from),
+            codes::check_ebops2010(service_category)
+                .map(|_| Some(service_category.clone()))
+                .map_err(Invalid::from),
         )
     };
     let region = v.check(&at(prefix, "region"), region(reg));
     let mut dims = BTreeMap::new();
-    let dims_ok = list_limit(v, &at(prefix, "dimensions"), dimensions.len(), MAX_DIMENSIONS);
+    let dims_ok = list_limit(
+        v,
+        &at(prefix, "dimensions"),
+        dimensions.len(),
+        MAX_DIMENSIONS,
+    );
     // Sorted so that violations come out in a stable order.
     let mut entries: Vec<(&String, &String)> = dimensions.iter().collect();
     entries.sort();
@@ -593,7 +707,10 @@ pub fn indicator_spec(p: &pb::Indicator, prefix: &str, v: &mut Violations) -> Op
     }
     let aggregation = v.check(&at(prefix, "aggregation"), aggregation(*agg));
     let direction = v.check(&at(prefix, "direction"), direction(*dir));
-    let source_agency = v.check(&at(prefix, "source_agency"), text::optional_line(source_agency, limits::AGENCY));
+    let source_agency = v.check(
+        &at(prefix, "source_agency"),
+        text::optional_line(source_agency, limits::AGENCY),
+    );
     dims_ok?;
     Some(IndicatorSpec {
         title: title?,

@@ -70,12 +70,16 @@ impl IndicatorService for IndicatorApi {
             page_token,
         } = request.into_inner();
         let fingerprint = "ListIndicators";
-        let page = self.ctx.page_tokens.page(fingerprint, page_size, &page_token)?;
-        let mut rows = indicators::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
-        let next_page_token =
-            self.ctx
-                .page_tokens
-                .finish(fingerprint, &page, &mut rows, |i| i.id.as_str().to_owned());
+        let page = self
+            .ctx
+            .page_tokens
+            .page(fingerprint, page_size, &page_token)?;
+        let mut rows =
+            indicators::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
+        let next_page_token = self
+            .ctx
+            .page_tokens
+            .finish(fingerprint, &page, &mut rows, |i| i.id.as_str().to_owned());
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(indicator_to_proto).collect(),
             next_page_token,
@@ -117,7 +121,11 @@ impl IndicatorService for IndicatorApi {
         &self,
         request: Request<pb::DeleteIndicatorRequest>,
     ) -> Result<Response<()>, Status> {
-        let pb::DeleteIndicatorRequest { name, etag: e, force } = request.into_inner();
+        let pb::DeleteIndicatorRequest {
+            name,
+            etag: e,
+            force,
+        } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", IndicatorName::parse(&name));
         let name = finish(v, || name)?;

@@ -25,11 +25,16 @@ pub struct Context {
 
 /// Returns the parsed value, or INVALID_ARGUMENT with every violation collected.
 pub(crate) fn finish<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, Status> {
-    v.finish(value).map_err(|e| Status::from(Error::InvalidArgument(e)))
+    v.finish(value)
+        .map_err(|e| Status::from(Error::InvalidArgument(e)))
 }
 
 /// Records that a required message field is missing.
-pub(crate) fn required_message<'a, T>(v: &mut Violations, field: &str, m: &'a Option<T>) -> Option<&'a T> {
+pub(crate) fn required_message<'a, T>(
+    v: &mut Violations,
+    field: &str,
+    m: &'a Option<T>,
+) -> Option<&'a T> {
     if m.is_none() {
         v.push(field, "REQUIRED", format!("{field} is required"));
     }

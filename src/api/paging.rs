@@ -118,7 +118,13 @@ impl PageTokens {
 
     /// Cuts `rows` (fetched with [`Page::fetch_limit`]) to the page and returns the
     /// token of the next page, empty on the last one.
-    pub fn finish<T>(&self, request: &str, page: &Page, rows: &mut Vec<T>, key: impl Fn(&T) -> String) -> String {
+    pub fn finish<T>(
+        &self,
+        request: &str,
+        page: &Page,
+        rows: &mut Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> String {
         let size = page.size as usize;
         if rows.len() <= size {
             return String::new();
@@ -163,13 +169,23 @@ mod tests {
         let token = t.finish("ListX a", &page, &mut rows, |r| r.to_string());
         assert_eq!(rows, vec!["a", "b"]);
         assert!(!token.is_empty());
-        assert_eq!(t.page("ListX a", 2, &token).unwrap().after.as_deref(), Some("b"));
+        assert_eq!(
+            t.page("ListX a", 2, &token).unwrap().after.as_deref(),
+            Some("b")
+        );
         // Another request, another key, or one altered character: refused.
         assert!(t.page("ListX other", 2, &token).is_err());
-        assert!(PageTokens::new(vec![8u8; 32]).page("ListX a", 2, &token).is_err());
+        assert!(
+            PageTokens::new(vec![8u8; 32])
+                .page("ListX a", 2, &token)
+                .is_err()
+        );
         let mut altered = token.clone().into_bytes();
         altered[2] = if altered[2] == b'A' { b'B' } else { b'A' };
-        assert!(t.page("ListX a", 2, std::str::from_utf8(&altered).unwrap()).is_err());
+        assert!(
+            t.page("ListX a", 2, std::str::from_utf8(&altered).unwrap())
+                .is_err()
+        );
         assert!(t.page("ListX a", 2, "not base64!").is_err());
         // The last page has no token.
         let mut rows = vec!["a"];

@@ -3,7 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    initiative_spec, initiative_to_proto, program_spec, program_to_proto, target_spec, target_to_proto,
+    initiative_spec, initiative_to_proto, program_spec, program_to_proto, target_spec,
+    target_to_proto,
 };
 use super::mask::{masked, merge};
 use super::{Context, etag, finish, required_message};
@@ -52,16 +53,23 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::CreateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let pb::CreateProgramRequest { program, program_id } = request.into_inner();
+        let pb::CreateProgramRequest {
+            program,
+            program_id,
+        } = request.into_inner();
         let mut v = Violations::new();
         let id = v.check("program_id", ResourceId::parse(&program_id));
-        let spec = required_message(&mut v, "program", &program).and_then(|p| program_spec(p, "program", &mut v));
+        let spec = required_message(&mut v, "program", &program)
+            .and_then(|p| program_spec(p, "program", &mut v));
         let (id, spec) = finish(v, || Some((id?, spec?)))?;
         let created = programs::create(&self.ctx.pool, &id, &spec).await?;
         Ok(Response::new(program_to_proto(&created)))
     }
 
-    async fn get_program(&self, request: Request<pb::GetProgramRequest>) -> Result<Response<pb::Program>, Status> {
+    async fn get_program(
+        &self,
+        request: Request<pb::GetProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
         let pb::GetProgramRequest { name } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", ProgramName::parse(&name));
@@ -74,10 +82,17 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::ListProgramsRequest>,
     ) -> Result<Response<pb::ListProgramsResponse>, Status> {
-        let pb::ListProgramsRequest { page_size, page_token } = request.into_inner();
+        let pb::ListProgramsRequest {
+            page_size,
+            page_token,
+        } = request.into_inner();
         let fingerprint = "ListPrograms";
-        let page = self.ctx.page_tokens.page(fingerprint, page_size, &page_token)?;
-        let mut rows = programs::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
+        let page = self
+            .ctx
+            .page_tokens
+            .page(fingerprint, page_size, &page_token)?;
+        let mut rows =
+            programs::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
         let next_page_token = self
             .ctx
             .page_tokens
@@ -92,7 +107,10 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::UpdateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let pb::UpdateProgramRequest { program, update_mask } = request.into_inner();
+        let pb::UpdateProgramRequest {
+            program,
+            update_mask,
+        } = request.into_inner();
         let mut v = Violations::new();
         let given = required_message(&mut v, "program", &program);
         let name = given.and_then(|p| v.check("program.name", ProgramName::parse(&p.name)));
@@ -107,8 +125,15 @@ impl ProgramService for ProgramApi {
         Ok(Response::new(program_to_proto(&updated)))
     }
 
-    async fn delete_program(&self, request: Request<pb::DeleteProgramRequest>) -> Result<Response<()>, Status> {
-        let pb::DeleteProgramRequest { name, etag: e, force } = request.into_inner();
+    async fn delete_program(
+        &self,
+        request: Request<pb::DeleteProgramRequest>,
+    ) -> Result<Response<()>, Status> {
+        let pb::DeleteProgramRequest {
+            name,
+            etag: e,
+            force,
+        } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", ProgramName::parse(&name));
         let name = finish(v, || name)?;
@@ -170,12 +195,23 @@ impl ProgramService for ProgramApi {
         let parent = parse_parent(&mut v, &parent);
         let parent = finish(v, || parent)?;
         let fingerprint = format!("ListInitiatives {parent}");
-        let page = self.ctx.page_tokens.page(&fingerprint, page_size, &page_token)?;
-        let mut rows =
-            initiatives::list(&self.ctx.pool, &parent.0, page.after.as_deref(), page.fetch_limit()).await?;
-        let next_page_token = self.ctx.page_tokens.finish(&fingerprint, &page, &mut rows, |i| {
-            i.name.initiative.as_str().to_owned()
-        });
+        let page = self
+            .ctx
+            .page_tokens
+            .page(&fingerprint, page_size, &page_token)?;
+        let mut rows = initiatives::list(
+            &self.ctx.pool,
+            &parent.0,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
+        let next_page_token = self
+            .ctx
+            .page_tokens
+            .finish(&fingerprint, &page, &mut rows, |i| {
+                i.name.initiative.as_str().to_owned()
+            });
         Ok(Response::new(pb::ListInitiativesResponse {
             initiatives: rows.iter().map(initiative_to_proto).collect(),
             next_page_token,
@@ -208,7 +244,11 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::DeleteInitiativeRequest>,
     ) -> Result<Response<()>, Status> {
-        let pb::DeleteInitiativeRequest { name, etag: e, force } = request.into_inner();
+        let pb::DeleteInitiativeRequest {
+            name,
+            etag: e,
+            force,
+        } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", InitiativeName::parse(&name));
         let name = finish(v, || name)?;
@@ -216,7 +256,10 @@ impl ProgramService for ProgramApi {
         Ok(Response::new(()))
     }
 
-    async fn create_target(&self, request: Request<pb::CreateTargetRequest>) -> Result<Response<pb::Target>, Status> {
+    async fn create_target(
+        &self,
+        request: Request<pb::CreateTargetRequest>,
+    ) -> Result<Response<pb::Target>, Status> {
         let pb::CreateTargetRequest {
             parent,
             target,
@@ -242,7 +285,10 @@ impl ProgramService for ProgramApi {
         Ok(Response::new(target_to_proto(&created)))
     }
 
-    async fn get_target(&self, request: Request<pb::GetTargetRequest>) -> Result<Response<pb::Target>, Status> {
+    async fn get_target(
+        &self,
+        request: Request<pb::GetTargetRequest>,
+    ) -> Result<Response<pb::Target>, Status> {
         let pb::GetTargetRequest { name } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", TargetName::parse(&name));
@@ -264,20 +310,37 @@ impl ProgramService for ProgramApi {
         let parent = parse_parent(&mut v, &parent);
         let parent = finish(v, || parent)?;
         let fingerprint = format!("ListTargets {parent}");
-        let page = self.ctx.page_tokens.page(&fingerprint, page_size, &page_token)?;
-        let mut rows = targets::list(&self.ctx.pool, &parent.0, page.after.as_deref(), page.fetch_limit()).await?;
+        let page = self
+            .ctx
+            .page_tokens
+            .page(&fingerprint, page_size, &page_token)?;
+        let mut rows = targets::list(
+            &self.ctx.pool,
+            &parent.0,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
         let next_page_token = self
             .ctx
             .page_tokens
-            .finish(&fingerprint, &page, &mut rows, |t| t.name.target.as_str().to_owned());
+            .finish(&fingerprint, &page, &mut rows, |t| {
+                t.name.target.as_str().to_owned()
+            });
         Ok(Response::new(pb::ListTargetsResponse {
             targets: rows.iter().map(target_to_proto).collect(),
             next_page_token,
         }))
     }
 
-    async fn update_target(&self, request: Request<pb::UpdateTargetRequest>) -> Result<Response<pb::Target>, Status> {
-        let pb::UpdateTargetRequest { target, update_mask } = request.into_inner();
+    async fn update_target(
+        &self,
+        request: Request<pb::UpdateTargetRequest>,
+    ) -> Result<Response<pb::Target>, Status> {
+        let pb::UpdateTargetRequest {
+            target,
+            update_mask,
+        } = request.into_inner();
         let mut v = Violations::new();
         let given = required_message(&mut v, "target", &target);
         let name = given.and_then(|t| v.check("target.name", TargetName::parse(&t.name)));
@@ -292,7 +355,10 @@ impl ProgramService for ProgramApi {
         Ok(Response::new(target_to_proto(&updated)))
     }
 
-    async fn delete_target(&self, request: Request<pb::DeleteTargetRequest>) -> Result<Response<()>, Status> {
+    async fn delete_target(
+        &self,
+        request: Request<pb::DeleteTargetRequest>,
+    ) -> Result<Response<()>, Status> {
         let pb::DeleteTargetRequest { name, etag: e } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", TargetName::parse(&name));

@@ -93,7 +93,9 @@ impl Decimal {
             }
         }
         if i != bytes.len() {
-            return Err(bad("unexpected characters (no spaces, separators, NaN or infinity)"));
+            return Err(bad(
+                "unexpected characters (no spaces, separators, NaN or infinity)",
+            ));
         }
 
         // All digits, and the scale once the exponent is applied.
@@ -116,7 +118,9 @@ impl Decimal {
             )));
         }
         if frac_part.len() > MAX_SCALE {
-            return Err(bad(&format!("more than {MAX_SCALE} digits after the decimal point")));
+            return Err(bad(&format!(
+                "more than {MAX_SCALE} digits after the decimal point"
+            )));
         }
         let is_zero = int_part.is_empty() && frac_part.bytes().all(|b| b == b'0');
         let mut out = String::with_capacity(int_part.len() + frac_part.len() + 2);
@@ -183,10 +187,32 @@ mod tests {
     #[test]
     fn refuses_non_numbers_and_out_of_range() {
         for bad in [
-            "NaN", "nan", "inf", "-Infinity", "1,000", "1 000", " 1", "1 ", "0x10", "1e", "1e+",
-            "e5", ".", "-", "+", "1.2.3", "1e99999", "1e49", "١٢", "1_000",
+            "NaN",
+            "nan",
+            "inf",
+            "-Infinity",
+            "1,000",
+            "1 000",
+            " 1",
+            "1 ",
+            "0x10",
+            "1e",
+            "1e+",
+            "e5",
+            ".",
+            "-",
+            "+",
+            "1.2.3",
+            "1e99999",
+            "1e49",
+            "١٢",
+            "1_000",
         ] {
-            assert_eq!(Decimal::parse(bad).unwrap_err().reason, "INVALID_DECIMAL", "{bad}");
+            assert_eq!(
+                Decimal::parse(bad).unwrap_err().reason,
+                "INVALID_DECIMAL",
+                "{bad}"
+            );
         }
         assert_eq!(Decimal::parse("").unwrap_err().reason, "REQUIRED");
         assert!(Decimal::parse(&"9".repeat(31)).is_err());

@@ -128,8 +128,14 @@ mod tests {
     fn dimension_keys_and_values() {
         assert!(check_dimension_key("outsourcing").is_ok());
         assert!(check_dimension_key("partner_2").is_ok());
-        assert_eq!(check_dimension_key("Flow").unwrap_err().reason, "INVALID_DIMENSION_KEY");
-        assert_eq!(check_dimension_key("region").unwrap_err().reason, "RESERVED_DIMENSION_KEY");
+        assert_eq!(
+            check_dimension_key("Flow").unwrap_err().reason,
+            "INVALID_DIMENSION_KEY"
+        );
+        assert_eq!(
+            check_dimension_key("region").unwrap_err().reason,
+            "RESERVED_DIMENSION_KEY"
+        );
         assert!(check_dimension_value("ITO").is_ok());
         assert!(check_dimension_value("a b").is_err());
         assert!(check_dimension_value("").is_err());

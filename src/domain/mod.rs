@@ -31,7 +31,11 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     /// Builds a violation.
-    pub fn new(field: impl Into<String>, reason: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        reason: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             reason,
@@ -83,14 +87,20 @@ impl Violations {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
-                self.list.push(FieldViolation::new(field, e.reason, e.message));
+                self.list
+                    .push(FieldViolation::new(field, e.reason, e.message));
                 None
             }
         }
     }
 
     /// Records a violation directly.
-    pub fn push(&mut self, field: impl Into<String>, reason: &'static str, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        field: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) {
         self.list.push(FieldViolation::new(field, reason, message));
     }
 
@@ -106,10 +116,10 @@ impl Violations {
 
     /// `Ok(value)` when nothing was recorded, else every violation.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Vec<FieldViolation>> {
-        if self.list.is_empty() {
-            if let Some(v) = value() {
-                return Ok(v);
-            }
+        if self.list.is_empty()
+            && let Some(v) = value()
+        {
+            return Ok(v);
         }
         if self.list.is_empty() {
             // A parse step returned None without recording why: a programming error,

@@ -71,11 +71,17 @@ pub fn truncate(s: &str) -> String {
 fn segments<'a>(s: &'a str, pattern: &str) -> Result<Vec<&'a str>, Invalid> {
     let bad = || {
         if s.is_empty() {
-            Invalid::new("REQUIRED", format!("a resource name `{pattern}` is required"))
+            Invalid::new(
+                "REQUIRED",
+                format!("a resource name `{pattern}` is required"),
+            )
         } else {
             Invalid::new(
                 "INVALID_NAME",
-                format!("{:?} is not a resource name of the form `{pattern}`", truncate(s)),
+                format!(
+                    "{:?} is not a resource name of the form `{pattern}`",
+                    truncate(s)
+                ),
             )
         }
     };
@@ -99,7 +105,11 @@ fn id_in(name: &str, id: &str) -> Result<ResourceId, Invalid> {
     ResourceId::parse(id).map_err(|e| {
         Invalid::new(
             "INVALID_NAME",
-            format!("{:?} is not a valid resource name: {}", truncate(name), e.message),
+            format!(
+                "{:?} is not a valid resource name: {}",
+                truncate(name),
+                e.message
+            ),
         )
     })
 }
@@ -155,7 +165,11 @@ impl InitiativeName {
 
 impl fmt::Display for InitiativeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "programs/{}/initiatives/{}", self.program, self.initiative)
+        write!(
+            f,
+            "programs/{}/initiatives/{}",
+            self.program, self.initiative
+        )
     }
 }
 
@@ -223,7 +237,17 @@ mod tests {
         for ok in ["a", "cq-2015-service-trade", "x1", &"a".repeat(63)] {
             assert!(ResourceId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1abc", "-a", "a-", "A", "a_b", "a.b", "é", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "é",
+            &"a".repeat(64),
+        ] {
             assert!(ResourceId::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(ResourceId::parse("").unwrap_err().reason, "REQUIRED");
@@ -235,9 +259,14 @@ mod tests {
         let n = InitiativeName::parse("programs/cq/initiatives/offshore-outsourcing").unwrap();
         assert_eq!(n.program.as_str(), "cq");
         assert_eq!(n.initiative.as_str(), "offshore-outsourcing");
-        assert_eq!(n.to_string(), "programs/cq/initiatives/offshore-outsourcing");
         assert_eq!(
-            TargetName::parse("programs/cq/targets/t").unwrap().to_string(),
+            n.to_string(),
+            "programs/cq/initiatives/offshore-outsourcing"
+        );
+        assert_eq!(
+            TargetName::parse("programs/cq/targets/t")
+                .unwrap()
+                .to_string(),
             "programs/cq/targets/t"
         );
         assert!(ProgramName::parse("programs/cq/").is_err());

@@ -81,12 +81,13 @@ pub struct Period {
 impl Period {
     /// Builds a period, checking the year range and the index.
     pub fn new(year: i32, frequency: Frequency, index: u32) -> Option<Self> {
-        ((MIN_YEAR..=MAX_YEAR).contains(&year) && (1..=frequency.periods_per_year()).contains(&index))
-            .then_some(Self {
-                year,
-                frequency,
-                index,
-            })
+        ((MIN_YEAR..=MAX_YEAR).contains(&year)
+            && (1..=frequency.periods_per_year()).contains(&index))
+        .then_some(Self {
+            year,
+            frequency,
+            index,
+        })
     }
 
     /// Parses SDMX period syntax.
@@ -200,7 +201,11 @@ mod tests {
         ];
         for (text, freq, index, canonical) in cases {
             let p = Period::parse(text).unwrap();
-            assert_eq!((p.frequency(), p.index(), p.year()), (freq, index, 2020), "{text}");
+            assert_eq!(
+                (p.frequency(), p.index(), p.year()),
+                (freq, index, 2020),
+                "{text}"
+            );
             assert_eq!(p.to_string(), canonical);
         }
     }
@@ -208,9 +213,25 @@ mod tests {
     #[test]
     fn rejects_malformed_periods() {
         for bad in [
-            "20", "20201", "2020-", "2020-S3", "2020-S0", "2020-Q5", "2020-Q0", "2020-M13",
-            "2020-M7", "2020-7", "2020-M00", "2020-W01", "2020Q1", "１２３４", "1799", "2201",
-            "2020-q1", " 2020", "2020-Q1 ",
+            "20",
+            "20201",
+            "2020-",
+            "2020-S3",
+            "2020-S0",
+            "2020-Q5",
+            "2020-Q0",
+            "2020-M13",
+            "2020-M7",
+            "2020-7",
+            "2020-M00",
+            "2020-W01",
+            "2020Q1",
+            "１２３４",
+            "1799",
+            "2201",
+            "2020-q1",
+            " 2020",
+            "2020-Q1 ",
         ] {
             let e = Period::parse(bad).unwrap_err();
             assert_eq!(e.reason, "INVALID_PERIOD", "{bad}");

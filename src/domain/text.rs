@@ -79,9 +79,13 @@ pub fn optional_date(s: &str) -> Result<Option<NaiveDate>, Invalid> {
         return Ok(None);
     }
     let well_formed = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     let date = well_formed
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten();
@@ -126,8 +130,7 @@ pub fn optional_uri(s: &str) -> Result<String, Invalid> {
 pub fn tag(s: &str) -> Result<String, Invalid> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(s.to_owned())
@@ -152,9 +155,15 @@ mod tests {
         assert_eq!(required_line("   ", 10).unwrap_err().reason, "REQUIRED");
         assert_eq!(required_line("abcdef", 5).unwrap_err().reason, "TOO_LONG");
         assert_eq!(required_line("重庆服务贸易", 6).unwrap(), "重庆服务贸易");
-        assert_eq!(optional_line("a\nb", 10).unwrap_err().reason, "CONTROL_CHARACTERS");
+        assert_eq!(
+            optional_line("a\nb", 10).unwrap_err().reason,
+            "CONTROL_CHARACTERS"
+        );
         assert_eq!(optional_text("a\nb", 10).unwrap(), "a\nb");
-        assert_eq!(optional_text("a\u{0}b", 10).unwrap_err().reason, "CONTROL_CHARACTERS");
+        assert_eq!(
+            optional_text("a\u{0}b", 10).unwrap_err().reason,
+            "CONTROL_CHARACTERS"
+        );
     }
 
     #[test]
@@ -164,12 +173,26 @@ mod tests {
             NaiveDate::from_ymd_opt(2015, 5, 25)
         );
         assert_eq!(optional_date("").unwrap(), None);
-        for bad in ["2015-02-30", "2015-5-25", "25/05/2015", "2015-05-25T00:00", "0015-05-25"] {
-            assert_eq!(optional_date(bad).unwrap_err().reason, "INVALID_DATE", "{bad}");
+        for bad in [
+            "2015-02-30",
+            "2015-5-25",
+            "25/05/2015",
+            "2015-05-25T00:00",
+            "0015-05-25",
+        ] {
+            assert_eq!(
+                optional_date(bad).unwrap_err().reason,
+                "INVALID_DATE",
+                "{bad}"
+            );
         }
         assert!(optional_uri("https://example.org/a?b#c").is_ok());
         for bad in ["ftp://x", "https://", "example.org", "https://a b"] {
-            assert_eq!(optional_uri(bad).unwrap_err().reason, "INVALID_URI", "{bad}");
+            assert_eq!(
+                optional_uri(bad).unwrap_err().reason,
+                "INVALID_URI",
+                "{bad}"
+            );
         }
         assert!(tag("e-commerce").is_ok());
         assert!(tag("E").is_err());

@@ -61,7 +61,9 @@ struct Row {
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
-    Error::internal(anyhow::anyhow!("stored indicator has an invalid {what}: {value:?}"))
+    Error::internal(anyhow::anyhow!(
+        "stored indicator has an invalid {what}: {value:?}"
+    ))
 }
 
 impl TryFrom<Row> for Indicator {
@@ -116,12 +118,18 @@ fn bind_spec<'q>(
 }
 
 /// Creates an indicator; ALREADY_EXISTS when the id is taken.
-pub async fn create(pool: &PgPool, indicator_id: &ResourceId, spec: &IndicatorSpec) -> Result<Indicator> {
+pub async fn create(
+    pool: &PgPool,
+    indicator_id: &ResourceId,
+    spec: &IndicatorSpec,
+) -> Result<Indicator> {
     let sql = concat!(
         "INSERT INTO indicators (indicator_id, title, description, unit, unit_multiplier, \
          frequency, flow, service_category, region, dimensions, aggregation, year_to_date, \
          direction, source_agency) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ", columns!(), ""
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
+        columns!(),
+        ""
     );
     let q = sqlx::query_as::<_, Row>(sql).bind(indicator_id.as_str());
     let row = bind_spec(q, spec).fetch_one(pool).await.map_err(|e| {
@@ -136,7 +144,11 @@ pub async fn create(pool: &PgPool, indicator_id: &ResourceId, spec: &IndicatorSp
 
 /// Reads an indicator.
 pub async fn get(pool: &PgPool, indicator_id: &ResourceId) -> Result<Indicator> {
-    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM indicators WHERE indicator_id = $1"
+    );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(indicator_id.as_str())
         .fetch_optional(pool)
@@ -148,7 +160,9 @@ pub async fn get(pool: &PgPool, indicator_id: &ResourceId) -> Result<Indicator> 
 /// Lists up to `limit` indicators after id `after`, in id order.
 pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Indicator>> {
     let sql = concat!(
-        "SELECT ", columns!(), " FROM indicators WHERE ($1::text IS NULL OR indicator_id > $1) \
+        "SELECT ",
+        columns!(),
+        " FROM indicators WHERE ($1::text IS NULL OR indicator_id > $1) \
          ORDER BY indicator_id LIMIT $2"
     );
     let rows: Vec<Row> = sqlx::query_as(sql)
@@ -169,7 +183,11 @@ pub async fn update(
 ) -> Result<Indicator> {
     let name = IndicatorName(indicator_id.clone()).to_string();
     let mut tx = begin(pool).await?;
-    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1 FOR UPDATE");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM indicators WHERE indicator_id = $1 FOR UPDATE"
+    );
     let current: Indicator = sqlx::query_as::<_, Row>(sql)
         .bind(indicator_id.as_str())
         .fetch_optional(&mut *tx)
@@ -185,7 +203,9 @@ pub async fn update(
         "UPDATE indicators SET title = $2, description = $3, unit = $4, unit_multiplier = $5, \
          frequency = $6, flow = $7, service_category = $8, region = $9, dimensions = $10, \
          aggregation = $11, year_to_date = $12, direction = $13, source_agency = $14, \
-         update_time = now(), version = version + 1 WHERE indicator_id = $1 RETURNING ", columns!(), ""
+         update_time = now(), version = version + 1 WHERE indicator_id = $1 RETURNING ",
+        columns!(),
+        ""
     );
     let q = sqlx::query_as::<_, Row>(sql).bind(indicator_id.as_str());
     let row = bind_spec(q, &spec).fetch_one(&mut *tx).await?;
@@ -196,10 +216,19 @@ pub async fn update(
 /// Deletes an indicator. Without `force`, FAILED_PRECONDITION while targets use it or
 /// initiatives list it; with it, those targets are deleted and the initiatives no
 /// longer list it.
-pub async fn delete(pool: &PgPool, indicator_id: &ResourceId, etag: Option<&str>, force: bool) -> Result<()> {
+pub async fn delete(
+    pool: &PgPool,
+    indicator_id: &ResourceId,
+    etag: Option<&str>,
+    force: bool,
+) -> Result<()> {
     let name = IndicatorName(indicator_id.clone()).to_string();
     let mut tx = begin(pool).await?;
-    let sql = concat!("SELECT ", columns!(), " FROM indicators WHERE indicator_id = $1 FOR UPDATE");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM indicators WHERE indicator_id = $1 FOR UPDATE"
+    );
     let current: Indicator = sqlx::query_as::<_, Row>(sql)
         .bind(indicator_id.as_str())
         .fetch_optional(&mut *tx)
@@ -220,7 +249,11 @@ pub async fn delete(pool: &PgPool, indicator_id: &ResourceId, etag: Option<&str>
         .fetch_all(&mut *tx)
         .await?;
         if !users.is_empty() {
-            return Err(has_dependants(&name, "targets or initiatives that use it", users));
+            return Err(has_dependants(
+                &name,
+                "targets or initiatives that use it",
+                users,
+            ));
         }
     }
     for sql in [

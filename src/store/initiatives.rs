@@ -87,9 +87,17 @@ async fn fetch(
     lock: bool,
 ) -> Result<Initiative> {
     let sql = if lock {
-        concat!("SELECT ", columns!(), " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2 FOR UPDATE OF i")
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2 FOR UPDATE OF i"
+        )
     } else {
-        concat!("SELECT ", columns!(), " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2")
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2"
+        )
     };
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(name.program.as_str())
@@ -243,7 +251,11 @@ async fn write_indicators(
 
 /// Creates an initiative. NOT_FOUND when the programme does not exist, ALREADY_EXISTS
 /// when the id is taken, INVALID_ARGUMENT for a missing parent or indicator.
-pub async fn create(pool: &PgPool, name: &InitiativeName, spec: &InitiativeSpec) -> Result<Initiative> {
+pub async fn create(
+    pool: &PgPool,
+    name: &InitiativeName,
+    spec: &InitiativeSpec,
+) -> Result<Initiative> {
     let mut tx = begin(pool).await?;
     lock_program(&mut tx, &name.program).await?;
     check_references(&mut tx, name, spec, "initiative", false).await?;
@@ -281,7 +293,9 @@ pub async fn create(pool: &PgPool, name: &InitiativeName, spec: &InitiativeSpec)
 /// Reads an initiative.
 pub async fn get(pool: &PgPool, name: &InitiativeName) -> Result<Initiative> {
     let sql = concat!(
-        "SELECT ", columns!(), " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2"
+        "SELECT ",
+        columns!(),
+        " FROM initiatives i WHERE i.program_id = $1 AND i.initiative_id = $2"
     );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(name.program.as_str())
@@ -301,7 +315,9 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Initiative>> {
     let sql = concat!(
-        "SELECT ", columns!(), " FROM initiatives i WHERE i.program_id = $1 \
+        "SELECT ",
+        columns!(),
+        " FROM initiatives i WHERE i.program_id = $1 \
          AND ($2::text IS NULL OR i.initiative_id > $2) ORDER BY i.initiative_id LIMIT $3"
     );
     let rows: Vec<Row> = sqlx::query_as(sql)
@@ -364,7 +380,12 @@ pub async fn update(
 /// Deletes an initiative. Without `force`, FAILED_PRECONDITION while it has child
 /// initiatives or targets belong to it; with it, the subtree is deleted and those
 /// targets are detached.
-pub async fn delete(pool: &PgPool, name: &InitiativeName, etag: Option<&str>, force: bool) -> Result<()> {
+pub async fn delete(
+    pool: &PgPool,
+    name: &InitiativeName,
+    etag: Option<&str>,
+    force: bool,
+) -> Result<()> {
     let mut tx = begin(pool).await?;
     lock_program(&mut tx, &name.program).await?;
     let current = fetch(&mut tx, name, true).await?;
@@ -398,9 +419,17 @@ pub async fn delete(pool: &PgPool, name: &InitiativeName, etag: Option<&str>, fo
             .iter()
             .skip(1)
             .map(|i| format!("programs/{program}/initiatives/{i}"))
-            .chain(targets.iter().map(|t| format!("programs/{program}/targets/{t}")))
+            .chain(
+                targets
+                    .iter()
+                    .map(|t| format!("programs/{program}/targets/{t}")),
+            )
             .collect();
-        return Err(has_dependants(&display, "child initiatives or targets", dependants));
+        return Err(has_dependants(
+            &display,
+            "child initiatives or targets",
+            dependants,
+        ));
     }
     sqlx::query(
         "UPDATE targets SET initiative_id = NULL, update_time = now(), version = version + 1 \
@@ -410,11 +439,13 @@ pub async fn delete(pool: &PgPool, name: &InitiativeName, etag: Option<&str>, fo
     .bind(&subtree)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM initiatives WHERE program_id = $1 AND initiative_id = ANY($2::text[])")
-        .bind(name.program.as_str())
-        .bind(&subtree)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "DELETE FROM initiatives WHERE program_id = $1 AND initiative_id = ANY($2::text[])",
+    )
+    .bind(name.program.as_str())
+    .bind(&subtree)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

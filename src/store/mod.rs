@@ -100,12 +100,20 @@ pub(crate) fn has_dependants(name: &str, what: &str, dependants: Vec<String>) ->
         .take(20)
         .map(|d| (d.clone(), format!("refers to or belongs to {name}")))
         .collect();
+    let mut listed = dependants
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if dependants.len() > 5 {
+        listed.push_str(", ...");
+    }
     Error::FailedPrecondition {
         reason: "HAS_DEPENDANTS",
         message: format!(
-            "{name} still has {what} ({} found, e.g. {}); delete them first or set force",
+            "{name} still has {what} ({} found: {listed}); delete them first or set force",
             dependants.len(),
-            dependants.first().map(String::as_str).unwrap_or("")
         ),
         subjects: shown,
     }

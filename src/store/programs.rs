@@ -4,9 +4,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 
 use super::{begin, check_etag, has_dependants, id, is_unique_violation};
+use crate::domain::ResourceId;
 use crate::domain::names::ProgramName;
 use crate::domain::program::{Meta, ProgramSpec};
-use crate::domain::ResourceId;
 use crate::error::{Error, Result};
 
 /// A stored programme.
@@ -79,7 +79,9 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
     let sql = concat!(
         "INSERT INTO programs (program_id, title, issuing_body, adoption_date, jurisdiction, \
          start_year, end_year, summary, source_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING ", columns!(), ""
+         RETURNING ",
+        columns!(),
+        ""
     );
     let row: Row = sqlx::query_as(sql)
         .bind(program_id.as_str())
@@ -105,7 +107,11 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
 
 /// Reads a programme.
 pub async fn get(pool: &PgPool, program_id: &ResourceId) -> Result<Program> {
-    let sql = concat!("SELECT ", columns!(), " FROM programs WHERE program_id = $1");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM programs WHERE program_id = $1"
+    );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(program_id.as_str())
         .fetch_optional(pool)
@@ -117,7 +123,9 @@ pub async fn get(pool: &PgPool, program_id: &ResourceId) -> Result<Program> {
 /// Lists up to `limit` programmes after `after` in id order.
 pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Program>> {
     let sql = concat!(
-        "SELECT ", columns!(), " FROM programs WHERE ($1::text IS NULL OR program_id > $1) \
+        "SELECT ",
+        columns!(),
+        " FROM programs WHERE ($1::text IS NULL OR program_id > $1) \
          ORDER BY program_id LIMIT $2"
     );
     let rows: Vec<Row> = sqlx::query_as(sql)
@@ -138,7 +146,11 @@ pub async fn update(
 ) -> Result<Program> {
     let name = ProgramName(program_id.clone()).to_string();
     let mut tx = begin(pool).await?;
-    let sql = concat!("SELECT ", columns!(), " FROM programs WHERE program_id = $1 FOR UPDATE");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM programs WHERE program_id = $1 FOR UPDATE"
+    );
     let current: Program = sqlx::query_as::<_, Row>(sql)
         .bind(program_id.as_str())
         .fetch_optional(&mut *tx)
@@ -153,7 +165,9 @@ pub async fn update(
     let sql = concat!(
         "UPDATE programs SET title = $2, issuing_body = $3, adoption_date = $4, \
          jurisdiction = $5, start_year = $6, end_year = $7, summary = $8, source_uri = $9, \
-         update_time = now(), version = version + 1 WHERE program_id = $1 RETURNING ", columns!(), ""
+         update_time = now(), version = version + 1 WHERE program_id = $1 RETURNING ",
+        columns!(),
+        ""
     );
     let row: Row = sqlx::query_as(sql)
         .bind(program_id.as_str())
@@ -173,10 +187,19 @@ pub async fn update(
 
 /// Deletes a programme. Without `force`, FAILED_PRECONDITION while it has initiatives
 /// or targets; with it, they are deleted too (by the cascading foreign keys).
-pub async fn delete(pool: &PgPool, program_id: &ResourceId, etag: Option<&str>, force: bool) -> Result<()> {
+pub async fn delete(
+    pool: &PgPool,
+    program_id: &ResourceId,
+    etag: Option<&str>,
+    force: bool,
+) -> Result<()> {
     let name = ProgramName(program_id.clone()).to_string();
     let mut tx = begin(pool).await?;
-    let sql = concat!("SELECT ", columns!(), " FROM programs WHERE program_id = $1 FOR UPDATE");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM programs WHERE program_id = $1 FOR UPDATE"
+    );
     let current: Program = sqlx::query_as::<_, Row>(sql)
         .bind(program_id.as_str())
         .fetch_optional(&mut *tx)

@@ -51,7 +51,9 @@ struct Row {
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
-    Error::internal(anyhow::anyhow!("stored target has an invalid {what}: {value:?}"))
+    Error::internal(anyhow::anyhow!(
+        "stored target has an invalid {what}: {value:?}"
+    ))
 }
 
 impl TryFrom<Row> for Target {
@@ -86,11 +88,23 @@ impl TryFrom<Row> for Target {
     }
 }
 
-async fn fetch(tx: &mut Transaction<'static, Postgres>, name: &TargetName, lock: bool) -> Result<Target> {
+async fn fetch(
+    tx: &mut Transaction<'static, Postgres>,
+    name: &TargetName,
+    lock: bool,
+) -> Result<Target> {
     let sql = if lock {
-        concat!("SELECT ", columns!(), " FROM targets WHERE program_id = $1 AND target_id = $2 FOR UPDATE")
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM targets WHERE program_id = $1 AND target_id = $2 FOR UPDATE"
+        )
     } else {
-        concat!("SELECT ", columns!(), " FROM targets WHERE program_id = $1 AND target_id = $2")
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM targets WHERE program_id = $1 AND target_id = $2"
+        )
     };
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(name.program.as_str())
@@ -109,11 +123,12 @@ async fn check_references(
     spec: &TargetSpec,
 ) -> Result<()> {
     let mut violations = Vec::new();
-    let frequency: Option<String> =
-        sqlx::query_scalar("SELECT frequency FROM indicators WHERE indicator_id = $1 FOR KEY SHARE")
-            .bind(spec.indicator.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let frequency: Option<String> = sqlx::query_scalar(
+        "SELECT frequency FROM indicators WHERE indicator_id = $1 FOR KEY SHARE",
+    )
+    .bind(spec.indicator.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
     match frequency.as_deref().and_then(Frequency::from_code) {
         None => violations.push(FieldViolation::new(
             "target.indicator",
@@ -220,7 +235,11 @@ pub async fn create(pool: &PgPool, name: &TargetName, spec: &TargetSpec) -> Resu
 
 /// Reads a target.
 pub async fn get(pool: &PgPool, name: &TargetName) -> Result<Target> {
-    let sql = concat!("SELECT ", columns!(), " FROM targets WHERE program_id = $1 AND target_id = $2");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM targets WHERE program_id = $1 AND target_id = $2"
+    );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(name.program.as_str())
         .bind(name.target.as_str())
@@ -231,9 +250,16 @@ pub async fn get(pool: &PgPool, name: &TargetName) -> Result<Target> {
 }
 
 /// Lists up to `limit` targets of a programme after id `after`, in id order.
-pub async fn list(pool: &PgPool, program: &ResourceId, after: Option<&str>, limit: i64) -> Result<Vec<Target>> {
+pub async fn list(
+    pool: &PgPool,
+    program: &ResourceId,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Target>> {
     let sql = concat!(
-        "SELECT ", columns!(), " FROM targets WHERE program_id = $1 \
+        "SELECT ",
+        columns!(),
+        " FROM targets WHERE program_id = $1 \
          AND ($2::text IS NULL OR target_id > $2) ORDER BY target_id LIMIT $3"
     );
     let rows: Vec<Row> = sqlx::query_as(sql)

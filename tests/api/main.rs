@@ -1,0 +1,9 @@
+//! Integration tests: the real server over a real socket, called through the generated
+//! clients, against a real PostgreSQL. One binary, one module per area, one database
+//! per test.
+
+mod helpers;
+mod indicators;
+mod programs;
+mod seed;
+mod server;
