@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Rebuild only when the protos change (the directory itself, so added files count).
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/ at compile time: a new file must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
