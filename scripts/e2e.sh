@@ -50,8 +50,10 @@ check() {
     else
         FAILED=$((FAILED + 1))
         echo "  FAIL $desc" >&2
-        echo "       last grpcurl exit status $RC, output:" >&2
-        head -n 30 <<<"$OUT" | sed 's/^/       | /' >&2
+        if [[ -n $OUT ]]; then
+            echo "       last grpcurl exit status $RC, output:" >&2
+            head -n 30 <<<"$OUT" | sed 's/^/       | /' >&2
+        fi
     fi
 }
 
@@ -65,12 +67,17 @@ die() {
 
 # grpc ARGS...: runs `grpcurl -plaintext ARGS...`; sets OUT and RC, never fails.
 grpc() {
-    echo "  \$ grpcurl -plaintext $*"
+    local shown=() arg
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:-]+$ ]]; then shown+=("$arg"); else shown+=("'$arg'"); fi
+    done
+    echo "  \$ grpcurl -plaintext ${shown[*]}"
     if OUT=$(grpcurl -plaintext "$@" 2>&1); then RC=0; else RC=$?; fi
 }
 
-# rpc METHOD JSON: calls METHOD on the server with request JSON; sets OUT and RC.
-rpc() { grpc -d "$2" "$ADDR" "$1"; }
+# rpc METHOD JSON: calls METHOD on the server with request JSON (sent compacted); sets
+# OUT and RC.
+rpc() { grpc -d "$(jq -c . <<<"$2")" "$ADDR" "$1"; }
 
 # succeeded: the last call returned OK.
 succeeded() { [[ $RC -eq 0 ]]; }
@@ -78,8 +85,14 @@ succeeded() { [[ $RC -eq 0 ]]; }
 # json FILTER: the last call succeeded and jq FILTER is true on its output.
 json() { [[ $RC -eq 0 ]] && jq -e "$1" >/dev/null 2>&1 <<<"$OUT"; }
 
-# failed_with CODE: the last call failed with gRPC status CODE (grpcurl prints `Code: CODE`).
-failed_with() { [[ $RC -ne 0 ]] && grep -Eq "^[[:space:]]*Code: $1[[:space:]]*$" <<<"$OUT"; }
+# failed_with CODE: the last call failed with gRPC status CODE: grpcurl printed
+# `Code: CODE` and exited with 64 + the code's number.
+declare -A CODE_NUMBER=([InvalidArgument]=3 [NotFound]=5 [AlreadyExists]=6
+    [FailedPrecondition]=9 [Aborted]=10)
+failed_with() {
+    [[ $RC -eq $((64 + CODE_NUMBER[$1])) ]] &&
+        grep -Eq "^[[:space:]]*Code: $1[[:space:]]*$" <<<"$OUT"
+}
 
 # mentions TEXT: the output of the last call contains TEXT.
 mentions() { grep -qF -- "$1" <<<"$OUT"; }
@@ -317,6 +330,8 @@ step "CreateIndicator with unit \"UDS\" (invalid)"
 rpc tradewatch.v1.IndicatorService/CreateIndicator "$(jq '.indicatorId = "e2e-bad-unit" | .indicator.unit = "UDS"' <<<"$INDICATOR_BODY")"
 check "fails with Code: InvalidArgument" failed_with InvalidArgument
 check "the error names the field indicator.unit" mentions "indicator.unit"
+check "its details carry a google.rpc.BadRequest field violation for indicator.unit" \
+    eval 'grep -qE "google\.rpc\.BadRequest.*\"field\":\"indicator\.unit\"" <<<"$OUT"'
 rpc tradewatch.v1.IndicatorService/GetIndicator '{"name": "indicators/e2e-bad-unit"}'
 check "nothing was created (GetIndicator: Code: NotFound)" failed_with NotFound
 
@@ -349,7 +364,7 @@ check "Python SDK generated from the protos works against the server" \
 # ---------------------------------------------------------------------------------------
 
 step "SIGTERM to the server; it must exit with status 0 within 30 s and stop its PostgreSQL"
-kill -TERM "$SERVER_PID"
+check "the server is still running before SIGTERM" kill -TERM "$SERVER_PID"
 deadline=$((SECONDS + 30))
 while is_alive "$SERVER_PID" && ((SECONDS < deadline)); do sleep 0.2; done
 if is_alive "$SERVER_PID"; then
