@@ -17,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded_pg;
 pub mod error;
+pub mod feed;
 pub mod proto;
 pub mod seed;
 pub mod server;

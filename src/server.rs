@@ -14,17 +14,20 @@ use tonic_health::ServingStatus;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::api::observation_service::ObservationApi;
 use crate::api::paging::PageTokens;
 use crate::api::{Context, indicator_service::IndicatorApi, program_service::ProgramApi};
 use crate::error::Result;
 use crate::proto::v1::indicator_service_server::IndicatorServiceServer;
+use crate::proto::v1::observation_service_server::ObservationServiceServer;
 use crate::proto::v1::program_service_server::ProgramServiceServer;
 use crate::store;
 
 /// Fully qualified names of the services this server reports health for.
-pub const SERVICE_NAMES: [&str; 2] = [
+pub const SERVICE_NAMES: [&str; 3] = [
     "tradewatch.v1.ProgramService",
     "tradewatch.v1.IndicatorService",
+    "tradewatch.v1.ObservationService",
 ];
 
 /// How often the health reporter checks the database.
@@ -34,6 +37,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 pub async fn context(pool: PgPool) -> Result<Context> {
     let key = store::secrets::get_or_create(&pool, "page_tokens").await?;
     Ok(Context {
+        feed: crate::feed::ChangeFeed::start(pool.clone()),
         pool,
         page_tokens: PageTokens::new(key),
     })
@@ -76,7 +80,10 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ProgramServiceServer::new(ProgramApi::new(ctx.clone())))
-        .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())));
+        .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())))
+        .add_service(ObservationServiceServer::new(ObservationApi::new(
+            ctx.clone(),
+        )));
     let serving =
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;

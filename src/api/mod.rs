@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod indicator_service;
 pub mod mask;
+pub mod observation_service;
 pub mod paging;
 pub mod program_service;
 
@@ -21,6 +22,8 @@ pub struct Context {
     pub pool: PgPool,
     /// Signs and checks page tokens.
     pub page_tokens: PageTokens,
+    /// Wakes WatchObservations streams on new commits.
+    pub feed: crate::feed::ChangeFeed,
 }
 
 /// Returns the parsed value, or INVALID_ARGUMENT with every violation collected.

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod decimal;
 pub mod indicator;
 pub mod names;
+pub mod observation;
 pub mod period;
 pub mod program;
 pub mod text;

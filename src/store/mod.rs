@@ -3,6 +3,7 @@
 
 pub mod indicators;
 pub mod initiatives;
+pub mod observations;
 pub mod programs;
 pub mod secrets;
 pub mod targets;
