@@ -35,6 +35,10 @@ pub enum Command {
     Migrate,
     /// Load the built-in Chongqing 2015 programme (again) and exit; existing resources are kept.
     Seed,
+    /// Stream a CSV file of observations into a running server (one atomic import).
+    Import(crate::cli::ImportArgs),
+    /// Export observations from a running server as CSV or SDMX-CSV.
+    Export(crate::cli::ExportArgs),
 }
 
 /// Settings as given, before parsing.

@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`config`]: flags and environment, all errors reported at once;
+//! - [`cli`]: operator commands that are clients of a running server (import, export);
 //! - [`server`]: assembly of the gRPC server (health, reflection, tracing, shutdown);
 //! - [`api`]: one module per gRPC service: request → domain → store → response;
 //! - [`domain`]: validated types and pure logic (ids, names, periods, decimals, codes);
@@ -13,6 +14,7 @@
 //! - [`error`]: the one error type and its mapping to gRPC statuses.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod embedded_pg;

@@ -46,6 +46,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    // Client commands talk to a running server, not to the database.
+    let command = match command {
+        Command::Import(args) => return tradewatch::cli::import(args).await,
+        Command::Export(args) => return tradewatch::cli::export(args).await,
+        Command::Serve => DbCommand::Serve,
+        Command::Migrate => DbCommand::Migrate,
+        Command::Seed => DbCommand::Seed,
+    };
     // The private cluster, when DATABASE_URL is unset; stopped on the way out.
     let (options, embedded) = match &config.database {
         Database::Url(options) => ((**options).clone(), None),
@@ -66,8 +74,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// The commands that work on the database.
+enum DbCommand {
+    Serve,
+    Migrate,
+    Seed,
+}
+
 async fn run_with(
-    command: Command,
+    command: DbCommand,
     config: &Config,
     options: PgConnectOptions,
 ) -> anyhow::Result<()> {
@@ -80,16 +95,16 @@ async fn run_with(
     );
     store::migrate(&pool).await?;
     match command {
-        Command::Migrate => {
+        DbCommand::Migrate => {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Seed => {
+        DbCommand::Seed => {
             let created = seed::load(&pool).await?;
             tracing::info!(created, "Chongqing 2015 programme loaded");
             Ok(())
         }
-        Command::Serve => {
+        DbCommand::Serve => {
             if config.seed && seed::seed_on_first_start(&pool).await? {
                 tracing::info!("first start: loaded the Chongqing 2015 programme");
             }
