@@ -13,6 +13,7 @@ pub mod names;
 pub mod observation;
 pub mod period;
 pub mod program;
+pub mod reporting;
 pub mod text;
 
 pub use decimal::Decimal;

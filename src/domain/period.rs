@@ -165,6 +165,34 @@ impl Period {
     pub fn end_key(self) -> i64 {
         i64::from(self.year) * 12 + i64::from(self.last_month()) - 1
     }
+
+    /// Periods since year 0 at this period's frequency, for period arithmetic.
+    pub fn ordinal(self) -> i64 {
+        i64::from(self.year) * i64::from(self.frequency.periods_per_year()) + i64::from(self.index)
+            - 1
+    }
+
+    /// The period `n` periods after this one (before it when negative), if in range.
+    pub fn offset(self, n: i64) -> Option<Period> {
+        let ppy = i64::from(self.frequency.periods_per_year());
+        let o = self.ordinal() + n;
+        let year = i32::try_from(o.div_euclid(ppy)).ok()?;
+        Period::new(year, self.frequency, (o.rem_euclid(ppy) + 1) as u32)
+    }
+
+    /// The period of frequency `to` (not finer than this one's) that contains this one.
+    pub fn containing(self, to: Frequency) -> Option<Period> {
+        if to > self.frequency {
+            return None;
+        }
+        let months = 12 / to.periods_per_year();
+        Period::new(self.year, to, (self.first_month() - 1) / months + 1)
+    }
+
+    /// Years from the end of `earlier` to the end of this period (may be fractional).
+    pub fn years_since(self, earlier: Period) -> f64 {
+        (self.end_key() - earlier.end_key()) as f64 / 12.0
+    }
 }
 
 impl fmt::Display for Period {
@@ -237,6 +265,40 @@ mod tests {
             assert_eq!(e.reason, "INVALID_PERIOD", "{bad}");
         }
         assert_eq!(Period::parse("").unwrap_err().reason, "REQUIRED");
+    }
+
+    #[test]
+    fn arithmetic() {
+        let m = Period::parse("2020-M01").unwrap();
+        assert_eq!(m.offset(-1).unwrap().to_string(), "2019-M12");
+        assert_eq!(m.offset(12).unwrap().to_string(), "2021-M01");
+        let q = Period::parse("2020-Q4").unwrap();
+        assert_eq!(q.offset(1).unwrap().to_string(), "2021-Q1");
+        assert_eq!(
+            Period::parse("2020-M08")
+                .unwrap()
+                .containing(Frequency::Quarterly)
+                .unwrap()
+                .to_string(),
+            "2020-Q3"
+        );
+        assert_eq!(
+            Period::parse("2020-M08")
+                .unwrap()
+                .containing(Frequency::HalfYearly)
+                .unwrap()
+                .to_string(),
+            "2020-S2"
+        );
+        assert!(q.containing(Frequency::Monthly).is_none());
+        let y2015 = Period::parse("2015").unwrap();
+        assert_eq!(Period::parse("2020").unwrap().years_since(y2015), 5.0);
+        assert_eq!(
+            Period::parse("2016-Q2")
+                .unwrap()
+                .years_since(Period::parse("2015-Q4").unwrap()),
+            0.5
+        );
     }
 
     #[test]

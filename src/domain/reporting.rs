@@ -1,0 +1,826 @@
+//! The reporting maths, as pure functions over periods and exact decimals: turning
+//! year-to-date figures into per-period ones, rolling up to lower frequencies, the
+//! series transforms, compound annual growth and target progress.
+//!
+//! Figures stay exact decimals ([`BigDecimal`]) through sums, differences and unit
+//! conversions; only derived ratios (growth rates, attainment, the progress ratio) are
+//! floating point, as the brief allows. Averages of a roll-up are rounded to
+//! [`AVERAGE_SCALE`] decimals.
+//!
+//! Target progress follows the methods published by Open SDG / Statistics Canada
+//! (Eurostat-inspired) and the UN Progress Chart:
+//! - CAGR(v0 → v1) = (v1 / v0)^(1 / (t1 − t0)) − 1, t in years;
+//! - observed CAGR: baseline → latest complete period; required CAGR: baseline → target;
+//! - ratio R = direction × observed / |required|;
+//! - achieved (latest meets the target) overrides everything; missed once the target
+//!   period's figure is known and unmet; else on track (R ≥ 0.95), acceleration needed
+//!   (0.60 ≤ R < 0.95), limited progress (0 ≤ R < 0.60), deterioration (R < 0); not
+//!   assessable, with the reason, when fewer than two usable data points exist.
+
+use bigdecimal::{BigDecimal, ToPrimitive, Zero};
+
+use super::indicator::Aggregation;
+use super::program::{Direction, TargetKind};
+use super::{Frequency, Period};
+
+/// Decimals kept when an average does not divide exactly.
+pub const AVERAGE_SCALE: i64 = 12;
+/// R at or above this: on track.
+pub const ON_TRACK: f64 = 0.95;
+/// R at or above this (and below [`ON_TRACK`]): acceleration needed.
+pub const ACCELERATION_NEEDED: f64 = 0.60;
+
+/// One value of a series; `None` when the observation says the value is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The period.
+    pub period: Period,
+    /// The value, in the indicator's units.
+    pub value: Option<BigDecimal>,
+}
+
+/// `value × 10^power`, exactly.
+pub fn scale(value: &BigDecimal, power: i32) -> BigDecimal {
+    value * BigDecimal::new(1.into(), -i64::from(power))
+}
+
+/// Turns year-to-date cumulative values into per-period values: the first period of a
+/// year is its own value; every later one is its YTD value minus the previous period's
+/// YTD value. A period whose predecessor in the same year is missing cannot be
+/// de-cumulated and becomes missing. `points` must be sorted and of one frequency.
+pub fn decumulate(points: &[Point]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(points.len());
+    for (i, p) in points.iter().enumerate() {
+        let value = if p.period.index() == 1 {
+            p.value.clone()
+        } else {
+            let previous = i
+                .checked_sub(1)
+                .map(|j| &points[j])
+                .filter(|q| Some(q.period) == p.period.offset(-1));
+            match (previous.and_then(|q| q.value.as_ref()), &p.value) {
+                (Some(prev), Some(v)) => Some(v - prev),
+                _ => None,
+            }
+        };
+        out.push(Point {
+            period: p.period,
+            value,
+        });
+    }
+    out
+}
+
+/// One period of a rolled-up series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rolled {
+    /// The lower-frequency period.
+    pub period: Period,
+    /// The combined value; `None` unless every part is present with a value.
+    pub value: Option<BigDecimal>,
+    /// Parts present with a value.
+    pub parts: u32,
+    /// Parts the period has.
+    pub expected: u32,
+}
+
+impl Rolled {
+    /// True when some part is missing (the value is then `None`, never a partial sum).
+    pub fn partial(&self) -> bool {
+        self.parts < self.expected
+    }
+}
+
+/// Combines `points` (sorted, one frequency) into periods of frequency `to` by
+/// `aggregation`. Only periods with at least one point appear.
+pub fn roll_up(points: &[Point], to: Frequency, aggregation: Aggregation) -> Vec<Rolled> {
+    let mut out: Vec<Rolled> = Vec::new();
+    let mut values: Vec<BigDecimal> = Vec::new();
+    let flush = |out: &mut Vec<Rolled>, values: &mut Vec<BigDecimal>| {
+        if let Some(last) = out.last_mut() {
+            last.parts = values.len() as u32;
+            last.value =
+                (last.parts == last.expected && !values.is_empty()).then(|| match aggregation {
+                    Aggregation::Sum => values.iter().sum(),
+                    Aggregation::Average => {
+                        let sum: BigDecimal = values.iter().sum();
+                        (sum / BigDecimal::from(values.len() as u64))
+                            .with_scale_round(AVERAGE_SCALE, bigdecimal::RoundingMode::HalfEven)
+                            .normalized()
+                    }
+                    Aggregation::EndOfPeriod => values[values.len() - 1].clone(),
+                });
+        }
+        values.clear();
+    };
+    for p in points {
+        let Some(target) = p.period.containing(to) else {
+            continue;
+        };
+        if out.last().map(|r| r.period) != Some(target) {
+            flush(&mut out, &mut values);
+            out.push(Rolled {
+                period: target,
+                value: None,
+                parts: 0,
+                expected: p.period.frequency().periods_per_year() / to.periods_per_year(),
+            });
+        }
+        if let Some(v) = &p.value {
+            values.push(v.clone());
+        }
+    }
+    flush(&mut out, &mut values);
+    out
+}
+
+/// A series transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// The values themselves.
+    Level,
+    /// Difference from the previous period.
+    Change,
+    /// Difference from the same period a year earlier.
+    ChangeYearAgo,
+    /// Percent change from the previous period.
+    PercentChange,
+    /// Percent change from the same period a year earlier.
+    PercentChangeYearAgo,
+    /// Compound annual growth rate, in percent, from the first period of the series.
+    CompoundAnnualGrowth,
+}
+
+/// A transformed value: exact for levels and differences, floating point for rates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transformed {
+    /// An exact decimal.
+    Exact(BigDecimal),
+    /// A derived rate (percent).
+    Rate(f64),
+    /// Not computable (a missing operand, a zero base).
+    Missing,
+}
+
+/// Applies `t` to a sorted series of one frequency.
+pub fn transform(points: &[Point], t: Transform) -> Vec<(Period, Transformed)> {
+    let find = |period: Option<Period>| -> Option<&BigDecimal> {
+        let period = period?;
+        points
+            .binary_search_by_key(&period.ordinal(), |p| p.period.ordinal())
+            .ok()
+            .and_then(|i| points[i].value.as_ref())
+    };
+    let first = points.iter().find(|p| p.value.is_some());
+    points
+        .iter()
+        .map(|p| {
+            let lag = match t {
+                Transform::Change | Transform::PercentChange => 1,
+                _ => i64::from(p.period.frequency().periods_per_year()),
+            };
+            let value = match (t, &p.value) {
+                (_, None) => Transformed::Missing,
+                (Transform::Level, Some(v)) => Transformed::Exact(v.clone()),
+                (Transform::Change | Transform::ChangeYearAgo, Some(v)) => {
+                    match find(p.period.offset(-lag)) {
+                        Some(base) => Transformed::Exact(v - base),
+                        None => Transformed::Missing,
+                    }
+                }
+                (Transform::PercentChange | Transform::PercentChangeYearAgo, Some(v)) => {
+                    match find(p.period.offset(-lag)).and_then(|base| ratio(v, base)) {
+                        Some(r) => Transformed::Rate((r - 1.0) * 100.0),
+                        None => Transformed::Missing,
+                    }
+                }
+                (Transform::CompoundAnnualGrowth, Some(v)) => match first {
+                    Some(f) if f.period != p.period => {
+                        let years = p.period.years_since(f.period);
+                        f.value
+                            .as_ref()
+                            .and_then(|v0| cagr(v0, v, years).ok())
+                            .map(|g| Transformed::Rate(g * 100.0))
+                            .unwrap_or(Transformed::Missing)
+                    }
+                    _ => Transformed::Missing,
+                },
+            };
+            (p.period, value)
+        })
+        .collect()
+}
+
+/// `a / b` as a float; `None` when `b` is zero.
+pub fn ratio(a: &BigDecimal, b: &BigDecimal) -> Option<f64> {
+    if b.is_zero() {
+        return None;
+    }
+    // Divide exactly first, then convert: large magnitudes stay accurate.
+    (a / b).to_f64()
+}
+
+/// Why a compound growth rate cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CagrError {
+    /// The start value is zero or negative.
+    NonPositiveStart,
+    /// The end value is negative (a fractional power of a negative ratio).
+    NegativeEnd,
+    /// The span is not positive.
+    NoSpan,
+}
+
+/// Compound annual growth rate from `v0` to `v1` over `years` (a fraction, not percent).
+pub fn cagr(v0: &BigDecimal, v1: &BigDecimal, years: f64) -> Result<f64, CagrError> {
+    if years <= 0.0 {
+        return Err(CagrError::NoSpan);
+    }
+    if v0 <= &BigDecimal::zero() {
+        return Err(CagrError::NonPositiveStart);
+    }
+    if v1 < &BigDecimal::zero() {
+        return Err(CagrError::NegativeEnd);
+    }
+    let r = ratio(v1, v0).ok_or(CagrError::NonPositiveStart)?;
+    Ok(r.powf(1.0 / years) - 1.0)
+}
+
+/// Progress status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStatus {
+    /// The latest value meets the target.
+    Achieved,
+    /// R ≥ 0.95.
+    OnTrack,
+    /// 0.60 ≤ R < 0.95.
+    AccelerationNeeded,
+    /// 0 ≤ R < 0.60.
+    LimitedProgress,
+    /// R < 0.
+    Deterioration,
+    /// The target period's figure is known and does not meet the target.
+    Missed,
+    /// Not enough data; see the reason.
+    NotAssessable,
+}
+
+/// A target as the maths needs it: values already in base units (× 10^multiplier).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetFacts {
+    /// Level or growth rate.
+    pub kind: TargetKind,
+    /// Level in base units, or percent per year.
+    pub value: BigDecimal,
+    /// Target period.
+    pub period: Period,
+    /// Baseline period, if fixed by the target.
+    pub baseline_period: Option<Period>,
+    /// Baseline value in base units, if fixed by the target.
+    pub baseline_value: Option<BigDecimal>,
+    /// Desired direction.
+    pub direction: Direction,
+}
+
+/// The assessment of a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The status.
+    pub status: ProgressStatus,
+    /// Why the status is what it is (always set for NotAssessable).
+    pub reason: String,
+    /// Baseline used, in base units.
+    pub baseline: Option<(Period, BigDecimal)>,
+    /// Latest complete value up to the target period, in base units.
+    pub latest: Option<(Period, BigDecimal)>,
+    /// latest / target (levels), or observed / required growth (growth targets).
+    pub attainment: Option<f64>,
+    /// Observed CAGR baseline → latest.
+    pub observed_cagr: Option<f64>,
+    /// Required CAGR baseline → target.
+    pub required_cagr: Option<f64>,
+    /// direction × observed / |required|.
+    pub ratio: Option<f64>,
+    /// Value at the target period if the observed CAGR continues, in base units.
+    pub projected: Option<f64>,
+    /// CAGR still needed from the latest value to reach the target.
+    pub still_required_cagr: Option<f64>,
+}
+
+impl Progress {
+    fn not_assessable(reason: impl Into<String>) -> Self {
+        Self {
+            status: ProgressStatus::NotAssessable,
+            reason: reason.into(),
+            baseline: None,
+            latest: None,
+            attainment: None,
+            observed_cagr: None,
+            required_cagr: None,
+            ratio: None,
+            projected: None,
+            still_required_cagr: None,
+        }
+    }
+}
+
+fn sign(d: Direction) -> f64 {
+    match d {
+        Direction::HigherIsBetter => 1.0,
+        Direction::LowerIsBetter => -1.0,
+    }
+}
+
+fn status_for_ratio(r: f64) -> ProgressStatus {
+    if r >= ON_TRACK {
+        ProgressStatus::OnTrack
+    } else if r >= ACCELERATION_NEEDED {
+        ProgressStatus::AccelerationNeeded
+    } else if r >= 0.0 {
+        ProgressStatus::LimitedProgress
+    } else {
+        ProgressStatus::Deterioration
+    }
+}
+
+fn cagr_reason(e: &CagrError, what: &str) -> String {
+    match e {
+        CagrError::NonPositiveStart => {
+            format!(
+                "the {what} starts from zero or a negative value, so compound growth is undefined"
+            )
+        }
+        CagrError::NegativeEnd => {
+            format!("the {what} ends at a negative value, so compound growth is undefined")
+        }
+        CagrError::NoSpan => format!("the {what} spans no time"),
+    }
+}
+
+/// Assesses a target against `data`: complete values at the target's frequency, in base
+/// units, sorted by period.
+pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
+    let dir = sign(target.direction);
+    // Latest complete value up to the target period (later figures are ignored: the
+    // target is about its own period).
+    let latest = data
+        .iter()
+        .rev()
+        .find(|(p, _)| p.start_key() <= target.period.start_key())
+        .cloned();
+    let Some(latest) = latest else {
+        return Progress::not_assessable(format!(
+            "no complete {} value up to {}",
+            target.period.frequency().describe(),
+            target.period
+        ));
+    };
+    // Baseline: fixed by the target, or the first data point.
+    let baseline = match (&target.baseline_period, &target.baseline_value) {
+        (Some(p), Some(v)) => Some((*p, v.clone())),
+        (Some(p), None) => match data.iter().find(|(q, _)| q == p) {
+            Some(found) => Some(found.clone()),
+            None => {
+                let mut out =
+                    Progress::not_assessable(format!("no value for the baseline period {p}"));
+                out.latest = Some(latest);
+                return out;
+            }
+        },
+        (None, _) => data.first().cloned(),
+    };
+    let target_reached = latest.0.start_key() >= target.period.start_key();
+
+    let mut out = Progress::not_assessable("");
+    out.latest = Some(latest.clone());
+    out.baseline = baseline.clone();
+
+    if target.kind == TargetKind::Level {
+        out.attainment = ratio(&latest.1, &target.value);
+        let meets = match target.direction {
+            Direction::HigherIsBetter => latest.1 >= target.value,
+            Direction::LowerIsBetter => latest.1 <= target.value,
+        };
+        if meets {
+            out.status = ProgressStatus::Achieved;
+            out.reason = format!(
+                "{} value {} meets the target {}",
+                latest.0, latest.1, target.value
+            );
+            return out;
+        }
+        if target_reached {
+            out.status = ProgressStatus::Missed;
+            out.reason = format!(
+                "the {} value {} does not meet the target {}",
+                latest.0, latest.1, target.value
+            );
+            return out;
+        }
+    }
+    let Some(baseline) = baseline else {
+        out.reason = "no baseline".into();
+        return out;
+    };
+    if baseline.0.start_key() >= latest.0.start_key() {
+        out.reason = format!(
+            "only one data point ({}) since the baseline; two are needed to measure progress",
+            latest.0
+        );
+        return out;
+    }
+    let observed = match cagr(&baseline.1, &latest.1, latest.0.years_since(baseline.0)) {
+        Ok(g) => g,
+        Err(e) => {
+            out.reason = cagr_reason(&e, "series");
+            return out;
+        }
+    };
+    out.observed_cagr = Some(observed);
+    let years_left = target.period.years_since(latest.0);
+    let required = match target.kind {
+        TargetKind::Level => match cagr(
+            &baseline.1,
+            &target.value,
+            target.period.years_since(baseline.0),
+        ) {
+            Ok(g) => g,
+            Err(e) => {
+                out.reason = cagr_reason(&e, "path to the target");
+                return out;
+            }
+        },
+        TargetKind::GrowthRate => target.value.to_f64().unwrap_or(0.0) / 100.0,
+    };
+    out.required_cagr = Some(required);
+    let latest_f = latest.1.to_f64();
+    if years_left > 0.0 {
+        out.projected = latest_f.map(|l| l * (1.0 + observed).powf(years_left));
+        let goal = match target.kind {
+            TargetKind::Level => target.value.to_f64(),
+            TargetKind::GrowthRate => baseline
+                .1
+                .to_f64()
+                .map(|b| b * (1.0 + required).powf(target.period.years_since(baseline.0))),
+        };
+        out.still_required_cagr = match (latest_f, goal) {
+            (Some(l), Some(g)) if l > 0.0 && g >= 0.0 => Some((g / l).powf(1.0 / years_left) - 1.0),
+            _ => None,
+        };
+    }
+    if target.kind == TargetKind::GrowthRate {
+        out.attainment = (required != 0.0).then(|| observed / required);
+        if target_reached {
+            let met = dir * (observed - required) >= 0.0;
+            out.status = if met {
+                ProgressStatus::Achieved
+            } else {
+                ProgressStatus::Missed
+            };
+            out.reason = format!(
+                "observed growth {:.2} % a year against the required {:.2} %",
+                observed * 100.0,
+                required * 100.0
+            );
+            return out;
+        }
+    }
+    let r = if required == 0.0 {
+        // The target equals the baseline: any move in the desired direction is enough.
+        if dir * observed >= 0.0 {
+            f64::INFINITY
+        } else {
+            -1.0
+        }
+    } else {
+        dir * observed / required.abs()
+    };
+    out.ratio = r.is_finite().then_some(r);
+    out.status = status_for_ratio(r);
+    out.reason = format!(
+        "observed growth {:.2} % a year since {} against {:.2} % a year required to reach the target",
+        observed * 100.0,
+        baseline.0,
+        required * 100.0
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> BigDecimal {
+        s.parse().unwrap()
+    }
+
+    fn p(s: &str) -> Period {
+        Period::parse(s).unwrap()
+    }
+
+    fn pts(items: &[(&str, Option<&str>)]) -> Vec<Point> {
+        items
+            .iter()
+            .map(|(per, v)| Point {
+                period: p(per),
+                value: v.map(d),
+            })
+            .collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn decumulates_year_to_date_values() {
+        // MOFCOM-style YTD: Jan 10, Jan–Feb 25, Jan–Mar 45; next year restarts.
+        let ytd = pts(&[
+            ("2020-M01", Some("10")),
+            ("2020-M02", Some("25")),
+            ("2020-M03", Some("45")),
+            ("2020-M05", Some("70")),
+            ("2021-M01", Some("12")),
+        ]);
+        let per = decumulate(&ytd);
+        let values: Vec<Option<BigDecimal>> = per.into_iter().map(|p| p.value).collect();
+        // May cannot be de-cumulated: April is missing.
+        assert_eq!(
+            values,
+            vec![
+                Some(d("10")),
+                Some(d("15")),
+                Some(d("20")),
+                None,
+                Some(d("12"))
+            ]
+        );
+    }
+
+    #[test]
+    fn rolls_up_by_each_rule_and_flags_partial_periods() {
+        let monthly = pts(&[
+            ("2020-M01", Some("1.5")),
+            ("2020-M02", Some("2")),
+            ("2020-M03", Some("3")),
+            ("2020-M04", Some("4")),
+            ("2020-M05", None),
+            ("2020-M06", Some("6")),
+        ]);
+        let sums = roll_up(&monthly, Frequency::Quarterly, Aggregation::Sum);
+        assert_eq!(sums.len(), 2);
+        assert_eq!(sums[0].period, p("2020-Q1"));
+        assert_eq!(sums[0].value, Some(d("6.5")));
+        assert!(!sums[0].partial());
+        // Q2 has a missing May: flagged, never summed.
+        assert_eq!(
+            (sums[1].value.clone(), sums[1].parts, sums[1].expected),
+            (None, 2, 3)
+        );
+        assert!(sums[1].partial());
+        let avg = roll_up(&monthly[..3], Frequency::Quarterly, Aggregation::Average);
+        // (1.5 + 2 + 3) / 3 = 2.1666… rounded to 12 decimals.
+        assert_eq!(avg[0].value, Some(d("2.166666666667")));
+        let eop = roll_up(
+            &monthly[..3],
+            Frequency::Quarterly,
+            Aggregation::EndOfPeriod,
+        );
+        assert_eq!(eop[0].value, Some(d("3")));
+        // A year of quarters with one quarter only is partial.
+        let annual = roll_up(&monthly[..3], Frequency::Annual, Aggregation::Sum);
+        assert_eq!((annual[0].parts, annual[0].expected), (3, 12));
+        assert_eq!(annual[0].value, None);
+    }
+
+    #[test]
+    fn transforms_on_the_chongqing_outsourcing_figures() {
+        // Offshore service-outsourcing executed value, 10^8 USD (Chongqing Commerce
+        // Commission, 2021): 21.5, 20.6, 22.8 for 2018–2020.
+        let s = pts(&[
+            ("2018", Some("21.5")),
+            ("2019", Some("20.6")),
+            ("2020", Some("22.8")),
+        ]);
+        let change = transform(&s, Transform::Change);
+        assert_eq!(change[0].1, Transformed::Missing);
+        assert_eq!(change[1].1, Transformed::Exact(d("-0.9")));
+        assert_eq!(change[2].1, Transformed::Exact(d("2.2")));
+        // Annual series: a year earlier is the previous period.
+        assert_eq!(
+            transform(&s, Transform::ChangeYearAgo)[2].1,
+            Transformed::Exact(d("2.2"))
+        );
+        let pct = transform(&s, Transform::PercentChange);
+        // 20.6 / 21.5 − 1 = −4.186046… %; 22.8 / 20.6 − 1 = 10.679611… %
+        let Transformed::Rate(r1) = pct[1].1 else {
+            panic!()
+        };
+        let Transformed::Rate(r2) = pct[2].1 else {
+            panic!()
+        };
+        assert!((r1 - (-4.186_046_511_627_9)).abs() < 1e-9, "{r1}");
+        assert!((r2 - 10.679_611_650_485_4).abs() < 1e-9, "{r2}");
+        // CAGR 2018 → 2020: (22.8 / 21.5)^(1/2) − 1 = 2.978887 %.
+        let Transformed::Rate(g) = transform(&s, Transform::CompoundAnnualGrowth)[2].1 else {
+            panic!()
+        };
+        assert!((g - 2.978_886_976).abs() < 1e-6, "{g}");
+        assert!(close(
+            cagr(&d("21.5"), &d("22.8"), 2.0).unwrap(),
+            (22.8f64 / 21.5).sqrt() - 1.0
+        ));
+    }
+
+    #[test]
+    fn monthly_change_on_a_year_earlier() {
+        let s = pts(&[
+            ("2019-M07", Some("100")),
+            ("2020-M06", Some("1")),
+            ("2020-M07", Some("130")),
+        ]);
+        let t = transform(&s, Transform::ChangeYearAgo);
+        assert_eq!(t[2].1, Transformed::Exact(d("30")));
+        let Transformed::Rate(r) = transform(&s, Transform::PercentChangeYearAgo)[2].1 else {
+            panic!()
+        };
+        assert!(close(r, 30.0));
+    }
+
+    #[test]
+    fn cagr_edge_cases() {
+        assert_eq!(
+            cagr(&d("0"), &d("5"), 2.0),
+            Err(CagrError::NonPositiveStart)
+        );
+        assert_eq!(
+            cagr(&d("-1"), &d("5"), 2.0),
+            Err(CagrError::NonPositiveStart)
+        );
+        assert_eq!(cagr(&d("1"), &d("-5"), 2.0), Err(CagrError::NegativeEnd));
+        assert_eq!(cagr(&d("1"), &d("5"), 0.0), Err(CagrError::NoSpan));
+        assert!(close(cagr(&d("100"), &d("121"), 2.0).unwrap(), 0.1));
+        assert!(close(cagr(&d("1"), &d("0"), 1.0).unwrap(), -1.0));
+    }
+
+    fn level(value: &str, period: &str, direction: Direction) -> TargetFacts {
+        TargetFacts {
+            kind: TargetKind::Level,
+            value: d(value),
+            period: p(period),
+            baseline_period: None,
+            baseline_value: None,
+            direction,
+        }
+    }
+
+    fn data(items: &[(&str, &str)]) -> Vec<(Period, BigDecimal)> {
+        items.iter().map(|(a, b)| (p(a), d(b))).collect()
+    }
+
+    #[test]
+    fn chongqing_target_of_30_billion() {
+        // Target 30 × 10^9 USD in 2020; figures in 10^8 USD converted to base units.
+        let target = TargetFacts {
+            value: scale(&d("30"), 9),
+            ..level("0", "2020", Direction::HigherIsBetter)
+        };
+        assert_eq!(target.value, d("30000000000"));
+        // Baseline 2015 = 100 × 10^8, latest 2018 = 200 × 10^8 (illustrative figures).
+        let series = data(&[("2015", "10000000000"), ("2018", "20000000000")]);
+        let out = assess(&target, &series);
+        // observed: 2^(1/3) − 1 = 25.992 %; required: 3^(1/5) − 1 = 24.573 %;
+        // R = 0.25992 / 0.24573 = 1.0578 → on track.
+        assert_eq!(out.status, ProgressStatus::OnTrack, "{out:?}");
+        assert!(close(
+            out.observed_cagr.unwrap(),
+            2f64.powf(1.0 / 3.0) - 1.0
+        ));
+        assert!(close(out.required_cagr.unwrap(), 3f64.powf(0.2) - 1.0));
+        let r = (2f64.powf(1.0 / 3.0) - 1.0) / (3f64.powf(0.2) - 1.0);
+        assert!(close(out.ratio.unwrap(), r));
+        // Attainment 20 / 30; projection 2e10 × 2^(2/3); still required (30/20)^(1/2) − 1.
+        assert!(close(out.attainment.unwrap(), 2.0 / 3.0));
+        assert!((out.projected.unwrap() - 2e10 * 2f64.powf(2.0 / 3.0)).abs() < 1.0);
+        assert!(close(out.still_required_cagr.unwrap(), 1.5f64.sqrt() - 1.0));
+    }
+
+    #[test]
+    fn statuses_by_ratio() {
+        let t = level("200", "2020", Direction::HigherIsBetter);
+        // required: 100 → 200 over 5 years = 14.87 %/year.
+        let req = 2f64.powf(0.2) - 1.0;
+        let case = |latest: &str| assess(&t, &data(&[("2015", "100"), ("2017", latest)]));
+        // observed 100 → 130 over 2 years = 14.02 %: R = 0.943 → acceleration needed.
+        let a = case("130");
+        assert!(close(a.ratio.unwrap(), (1.3f64.sqrt() - 1.0) / req));
+        assert_eq!(a.status, ProgressStatus::AccelerationNeeded);
+        assert_eq!(case("132").status, ProgressStatus::OnTrack); // R = 1.0014
+        assert_eq!(case("110").status, ProgressStatus::LimitedProgress); // R = 0.33
+        assert_eq!(case("90").status, ProgressStatus::Deterioration); // R < 0
+        assert_eq!(case("200").status, ProgressStatus::Achieved);
+        assert_eq!(case("250").status, ProgressStatus::Achieved);
+    }
+
+    #[test]
+    fn lower_is_better_and_missed_and_not_assessable() {
+        // Reduce from 100 to 50 by 2020.
+        let t = level("50", "2020", Direction::LowerIsBetter);
+        let on = assess(&t, &data(&[("2015", "100"), ("2018", "65")]));
+        assert_eq!(on.status, ProgressStatus::OnTrack, "{on:?}");
+        let worse = assess(&t, &data(&[("2015", "100"), ("2018", "110")]));
+        assert_eq!(worse.status, ProgressStatus::Deterioration);
+        // The 2020 figure is known and unmet: missed, whatever the trend.
+        let missed = assess(&t, &data(&[("2015", "100"), ("2020", "60")]));
+        assert_eq!(missed.status, ProgressStatus::Missed);
+        // One data point only.
+        let one = assess(&t, &data(&[("2018", "70")]));
+        assert_eq!(one.status, ProgressStatus::NotAssessable);
+        assert!(one.reason.contains("one data point"), "{}", one.reason);
+        // No data.
+        assert_eq!(assess(&t, &[]).status, ProgressStatus::NotAssessable);
+        // A zero baseline.
+        let zero = assess(
+            &level("10", "2020", Direction::HigherIsBetter),
+            &data(&[("2015", "0"), ("2018", "5")]),
+        );
+        assert_eq!(zero.status, ProgressStatus::NotAssessable);
+        assert!(
+            zero.reason.contains("zero or a negative"),
+            "{}",
+            zero.reason
+        );
+        // A negative baseline.
+        let neg = assess(
+            &level("10", "2020", Direction::HigherIsBetter),
+            &data(&[("2015", "-3"), ("2018", "5")]),
+        );
+        assert_eq!(neg.status, ProgressStatus::NotAssessable);
+        // The target's own baseline period has no value.
+        let mut fixed = level("10", "2020", Direction::HigherIsBetter);
+        fixed.baseline_period = Some(p("2014"));
+        let missing = assess(&fixed, &data(&[("2015", "3"), ("2018", "5")]));
+        assert!(
+            missing.reason.contains("baseline period 2014"),
+            "{}",
+            missing.reason
+        );
+    }
+
+    #[test]
+    fn a_revision_can_change_the_status() {
+        let t = level("200", "2020", Direction::HigherIsBetter);
+        let before = assess(&t, &data(&[("2015", "100"), ("2017", "132")]));
+        let after = assess(&t, &data(&[("2015", "100"), ("2017", "128")]));
+        assert_eq!(before.status, ProgressStatus::OnTrack);
+        assert_eq!(after.status, ProgressStatus::AccelerationNeeded);
+    }
+
+    #[test]
+    fn growth_rate_targets() {
+        // Grow 10 % a year from 2015 to 2020.
+        let t = TargetFacts {
+            kind: TargetKind::GrowthRate,
+            value: d("10"),
+            period: p("2020"),
+            baseline_period: Some(p("2015")),
+            baseline_value: None,
+            direction: Direction::HigherIsBetter,
+        };
+        // 100 → 121 over 2 years: exactly 10 %: R = 1 → on track.
+        let on = assess(&t, &data(&[("2015", "100"), ("2017", "121")]));
+        assert_eq!(on.status, ProgressStatus::OnTrack);
+        assert!(close(on.ratio.unwrap(), 1.0));
+        assert!(close(on.attainment.unwrap(), 1.0));
+        // Reached the target period with 5 %/year: missed.
+        let low = assess(&t, &data(&[("2015", "100"), ("2020", "127.62815625")]));
+        assert_eq!(low.status, ProgressStatus::Missed);
+        let high = assess(&t, &data(&[("2015", "100"), ("2020", "170")]));
+        assert_eq!(high.status, ProgressStatus::Achieved);
+    }
+
+    #[test]
+    fn partial_years_are_not_compared_with_annual_targets() {
+        // The caller passes complete periods only: a roll-up leaves 2021's partial year
+        // without a value, so the assessment stops at 2020.
+        let monthly: Vec<Point> = (1..=12)
+            .map(|m| Point {
+                period: Period::new(2020, Frequency::Monthly, m).unwrap(),
+                value: Some(d("10")),
+            })
+            .chain((1..=6).map(|m| Point {
+                period: Period::new(2021, Frequency::Monthly, m).unwrap(),
+                value: Some(d("50")),
+            }))
+            .collect();
+        let annual = roll_up(&monthly, Frequency::Annual, Aggregation::Sum);
+        let complete: Vec<(Period, BigDecimal)> = annual
+            .into_iter()
+            .filter_map(|r| r.value.map(|v| (r.period, v)))
+            .collect();
+        assert_eq!(complete, vec![(p("2020"), d("120"))]);
+        let out = assess(&level("200", "2022", Direction::HigherIsBetter), &complete);
+        assert_eq!(out.latest, Some((p("2020"), d("120"))));
+        assert_eq!(out.status, ProgressStatus::NotAssessable);
+    }
+}
