@@ -16,18 +16,21 @@ use tracing::Level;
 
 use crate::api::observation_service::ObservationApi;
 use crate::api::paging::PageTokens;
+use crate::api::reporting_service::ReportingApi;
 use crate::api::{Context, indicator_service::IndicatorApi, program_service::ProgramApi};
 use crate::error::Result;
 use crate::proto::v1::indicator_service_server::IndicatorServiceServer;
 use crate::proto::v1::observation_service_server::ObservationServiceServer;
 use crate::proto::v1::program_service_server::ProgramServiceServer;
+use crate::proto::v1::reporting_service_server::ReportingServiceServer;
 use crate::store;
 
 /// Fully qualified names of the services this server reports health for.
-pub const SERVICE_NAMES: [&str; 3] = [
+pub const SERVICE_NAMES: [&str; 4] = [
     "tradewatch.v1.ProgramService",
     "tradewatch.v1.IndicatorService",
     "tradewatch.v1.ObservationService",
+    "tradewatch.v1.ReportingService",
 ];
 
 /// How often the health reporter checks the database.
@@ -83,7 +86,8 @@ pub async fn serve(
         .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())))
         .add_service(ObservationServiceServer::new(ObservationApi::new(
             ctx.clone(),
-        )));
+        )))
+        .add_service(ReportingServiceServer::new(ReportingApi::new(ctx.clone())));
     let serving =
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;

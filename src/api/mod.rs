@@ -7,6 +7,7 @@ pub mod mask;
 pub mod observation_service;
 pub mod paging;
 pub mod program_service;
+pub mod reporting_service;
 
 use sqlx::PgPool;
 use tonic::Status;

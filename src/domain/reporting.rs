@@ -412,8 +412,8 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
         if target_reached {
             out.status = ProgressStatus::Missed;
             out.reason = format!(
-                "the {} value {} does not meet the target {}",
-                latest.0, latest.1, target.value
+                "the target period has passed: the {} value does not meet the target",
+                latest.0
             );
             return out;
         }

@@ -143,7 +143,7 @@ pub async fn create(
 }
 
 /// Reads an indicator.
-pub async fn get(pool: &PgPool, indicator_id: &ResourceId) -> Result<Indicator> {
+pub async fn get(db: impl sqlx::PgExecutor<'_>, indicator_id: &ResourceId) -> Result<Indicator> {
     let sql = concat!(
         "SELECT ",
         columns!(),
@@ -151,10 +151,64 @@ pub async fn get(pool: &PgPool, indicator_id: &ResourceId) -> Result<Indicator> 
     );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(indicator_id.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.ok_or_else(|| Error::NotFound(IndicatorName(indicator_id.clone()).to_string()))?
         .try_into()
+}
+
+/// Reads the indicators with the given ids (missing ones are left out), with their
+/// compact keys.
+pub async fn get_many(
+    db: impl sqlx::PgExecutor<'_>,
+    ids: &[&str],
+) -> Result<Vec<(i32, Indicator)>> {
+    let rows = sqlx::query(concat!(
+        "SELECT indicator_key, ",
+        columns!(),
+        " FROM indicators WHERE indicator_id = ANY($1::text[]) ORDER BY indicator_id"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let key: i32 = sqlx::Row::try_get(&r, "indicator_key")?;
+            let row = <Row as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(&r)?;
+            Ok((key, Indicator::try_from(row)?))
+        })
+        .collect()
+}
+
+/// Indicators matching a breakdown filter, with their compact keys.
+pub async fn matching(
+    db: impl sqlx::PgExecutor<'_>,
+    region: Option<&str>,
+    flow: Option<&str>,
+    categories: &[String],
+    dimensions: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(i32, Indicator)>> {
+    let rows = sqlx::query(concat!(
+        "SELECT indicator_key, ",
+        columns!(),
+        " FROM indicators WHERE ($1::text IS NULL OR region = $1) \
+           AND ($2::text IS NULL OR flow = $2) \
+           AND (cardinality($3::text[]) = 0 OR service_category = ANY($3)) \
+           AND dimensions @> $4 ORDER BY indicator_id"
+    ))
+    .bind(region)
+    .bind(flow)
+    .bind(categories)
+    .bind(Json(dimensions))
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let key: i32 = sqlx::Row::try_get(&r, "indicator_key")?;
+            let row = <Row as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(&r)?;
+            Ok((key, Indicator::try_from(row)?))
+        })
+        .collect()
 }
 
 /// Lists up to `limit` indicators after id `after`, in id order.

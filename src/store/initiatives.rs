@@ -332,6 +332,22 @@ pub async fn list(
     rows.into_iter().map(Initiative::try_from).collect()
 }
 
+/// Every initiative of a programme, in id order.
+pub async fn list_all(
+    db: impl sqlx::PgExecutor<'_>,
+    program: &ResourceId,
+) -> Result<Vec<Initiative>> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM initiatives i WHERE i.program_id = $1 ORDER BY i.initiative_id"
+    ))
+    .bind(program.as_str())
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Initiative::try_from).collect()
+}
+
 /// Updates an initiative (see `programs::update` for the protocol).
 pub async fn update(
     pool: &PgPool,

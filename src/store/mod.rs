@@ -5,6 +5,7 @@ pub mod indicators;
 pub mod initiatives;
 pub mod observations;
 pub mod programs;
+pub mod reports;
 pub mod secrets;
 pub mod targets;
 

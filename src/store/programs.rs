@@ -106,7 +106,7 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
 }
 
 /// Reads a programme.
-pub async fn get(pool: &PgPool, program_id: &ResourceId) -> Result<Program> {
+pub async fn get(db: impl sqlx::PgExecutor<'_>, program_id: &ResourceId) -> Result<Program> {
     let sql = concat!(
         "SELECT ",
         columns!(),
@@ -114,7 +114,7 @@ pub async fn get(pool: &PgPool, program_id: &ResourceId) -> Result<Program> {
     );
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(program_id.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.map(Program::from)
         .ok_or_else(|| Error::NotFound(ProgramName(program_id.clone()).to_string()))

@@ -234,7 +234,7 @@ pub async fn create(pool: &PgPool, name: &TargetName, spec: &TargetSpec) -> Resu
 }
 
 /// Reads a target.
-pub async fn get(pool: &PgPool, name: &TargetName) -> Result<Target> {
+pub async fn get(db: impl sqlx::PgExecutor<'_>, name: &TargetName) -> Result<Target> {
     let sql = concat!(
         "SELECT ",
         columns!(),
@@ -243,7 +243,7 @@ pub async fn get(pool: &PgPool, name: &TargetName) -> Result<Target> {
     let row: Option<Row> = sqlx::query_as(sql)
         .bind(name.program.as_str())
         .bind(name.target.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.ok_or_else(|| Error::NotFound(name.to_string()))?
         .try_into()
@@ -271,6 +271,19 @@ pub async fn list(
     if rows.is_empty() {
         super::programs::get(pool, program).await?;
     }
+    rows.into_iter().map(Target::try_from).collect()
+}
+
+/// Every target of a programme, in id order.
+pub async fn list_all(db: impl sqlx::PgExecutor<'_>, program: &ResourceId) -> Result<Vec<Target>> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM targets WHERE program_id = $1 ORDER BY target_id"
+    ))
+    .bind(program.as_str())
+    .fetch_all(db)
+    .await?;
     rows.into_iter().map(Target::try_from).collect()
 }
 

@@ -1,0 +1,777 @@
+//! `tradewatch.v1.ReportingService`: reads one snapshot, hands the figures to the pure
+//! maths of `domain::reporting`, and encodes the answer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bigdecimal::{BigDecimal, Zero};
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+
+use super::convert::{frequency_to_proto, initiative_to_proto, program_to_proto};
+use super::{Context, finish};
+use crate::domain::indicator::Flow;
+use crate::domain::names::{IndicatorName, ProgramName, TargetName};
+use crate::domain::program::TargetKind;
+use crate::domain::reporting::{
+    self, Point, ProgressStatus, Rolled, TargetFacts, Transform, Transformed, scale,
+};
+use crate::domain::{Frequency, Invalid, Period, Violations, codes};
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::proto::v1::reporting_service_server::ReportingService;
+use crate::store::indicators::{self, Indicator};
+use crate::store::reports::Snapshot;
+use crate::store::targets::{self, Target};
+use crate::store::{initiatives, programs};
+
+/// Serves reports.
+#[derive(Debug, Clone)]
+pub struct ReportingApi {
+    ctx: Context,
+}
+
+impl ReportingApi {
+    /// A service over `ctx`.
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn as_of(v: &mut Violations, t: &Option<prost_types::Timestamp>) -> Option<Option<DateTime<Utc>>> {
+    match t {
+        None => Some(None),
+        Some(t) => {
+            let parsed = (0..1_000_000_000)
+                .contains(&t.nanos)
+                .then(|| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+                .flatten();
+            if parsed.is_none() {
+                v.push(
+                    "as_of",
+                    "INVALID_TIMESTAMP",
+                    "the timestamp is out of range",
+                );
+            }
+            parsed.map(Some)
+        }
+    }
+}
+
+fn frequency_from_proto(value: i32) -> Result<Option<Frequency>, Invalid> {
+    Ok(match pb::Frequency::try_from(value) {
+        Ok(pb::Frequency::Unspecified) => None,
+        Ok(pb::Frequency::Annual) => Some(Frequency::Annual),
+        Ok(pb::Frequency::HalfYearly) => Some(Frequency::HalfYearly),
+        Ok(pb::Frequency::Quarterly) => Some(Frequency::Quarterly),
+        Ok(pb::Frequency::Monthly) => Some(Frequency::Monthly),
+        Err(_) => {
+            return Err(Invalid::new(
+                "INVALID_ENUM",
+                format!("{value} is not a known frequency"),
+            ));
+        }
+    })
+}
+
+fn transform_from_proto(value: i32) -> Result<Transform, Invalid> {
+    Ok(match pb::Transform::try_from(value) {
+        Ok(pb::Transform::Unspecified | pb::Transform::Level) => Transform::Level,
+        Ok(pb::Transform::Change) => Transform::Change,
+        Ok(pb::Transform::ChangeYearAgo) => Transform::ChangeYearAgo,
+        Ok(pb::Transform::PercentChange) => Transform::PercentChange,
+        Ok(pb::Transform::PercentChangeYearAgo) => Transform::PercentChangeYearAgo,
+        Ok(pb::Transform::CompoundAnnualGrowth) => Transform::CompoundAnnualGrowth,
+        Err(_) => {
+            return Err(Invalid::new(
+                "INVALID_ENUM",
+                format!("{value} is not a known transform"),
+            ));
+        }
+    })
+}
+
+/// Prepares an indicator's raw points for reporting at frequency `to`: year-to-date
+/// figures become per-period ones, then periods combine by the indicator's rule.
+fn prepare(points: &[Point], indicator: &Indicator, to: Frequency) -> Vec<Rolled> {
+    let per_period;
+    let points = if indicator.spec.year_to_date {
+        per_period = reporting::decumulate(points);
+        &per_period
+    } else {
+        points
+    };
+    if to == indicator.spec.frequency {
+        points
+            .iter()
+            .map(|p| Rolled {
+                period: p.period,
+                value: p.value.clone(),
+                parts: u32::from(p.value.is_some()),
+                expected: 1,
+            })
+            .collect()
+    } else {
+        reporting::roll_up(points, to, indicator.spec.aggregation)
+    }
+}
+
+fn text(d: &BigDecimal) -> String {
+    d.normalized().to_plain_string()
+}
+
+/// Rounds a derived float for display as a decimal string.
+fn float_text(f: f64) -> String {
+    if !f.is_finite() {
+        return String::new();
+    }
+    let s = format!("{f:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Assesses a target from its indicator's points.
+fn progress(
+    target: &Target,
+    indicator: &Indicator,
+    points: &[Point],
+    as_of: DateTime<Utc>,
+) -> pb::TargetProgress {
+    let s = &target.spec;
+    let freq = s.target_period.frequency();
+    let data: Vec<(Period, BigDecimal)> = prepare(points, indicator, freq)
+        .into_iter()
+        .filter_map(|r| {
+            r.value
+                .map(|v| (r.period, scale(&v, indicator.spec.unit_multiplier)))
+        })
+        .collect();
+    let parse = |d: &crate::domain::Decimal| d.as_str().parse::<BigDecimal>().unwrap_or_default();
+    let level = s.kind == TargetKind::Level;
+    // Values are shown in the target's multiplier (growth targets: the indicator's).
+    let shown = if level {
+        s.unit_multiplier
+    } else {
+        indicator.spec.unit_multiplier
+    };
+    let facts = TargetFacts {
+        kind: s.kind,
+        value: if level {
+            scale(&parse(&s.target_value), s.unit_multiplier)
+        } else {
+            parse(&s.target_value)
+        },
+        period: s.target_period,
+        baseline_period: s.baseline_period,
+        baseline_value: s
+            .baseline_value
+            .as_ref()
+            .map(|b| scale(&parse(b), s.unit_multiplier)),
+        direction: s.direction,
+    };
+    let out = reporting::assess(&facts, &data);
+    let show = |v: &BigDecimal| text(&scale(v, -shown));
+    let status = match out.status {
+        ProgressStatus::Achieved => pb::target_progress::Status::Achieved,
+        ProgressStatus::OnTrack => pb::target_progress::Status::OnTrack,
+        ProgressStatus::AccelerationNeeded => pb::target_progress::Status::AccelerationNeeded,
+        ProgressStatus::LimitedProgress => pb::target_progress::Status::LimitedProgress,
+        ProgressStatus::Deterioration => pb::target_progress::Status::Deterioration,
+        ProgressStatus::Missed => pb::target_progress::Status::Missed,
+        ProgressStatus::NotAssessable => pb::target_progress::Status::NotAssessable,
+    };
+    pb::TargetProgress {
+        target: target.name.to_string(),
+        title: s.title.clone(),
+        indicator: format!("indicators/{}", s.indicator),
+        status: status as i32,
+        reason: out.reason.clone(),
+        unit: indicator.spec.unit.clone(),
+        unit_multiplier: shown,
+        baseline_period: out
+            .baseline
+            .as_ref()
+            .map(|b| b.0.to_string())
+            .unwrap_or_default(),
+        baseline_value: out
+            .baseline
+            .as_ref()
+            .map(|b| show(&b.1))
+            .unwrap_or_default(),
+        latest_period: out
+            .latest
+            .as_ref()
+            .map(|l| l.0.to_string())
+            .unwrap_or_default(),
+        latest_value: out.latest.as_ref().map(|l| show(&l.1)).unwrap_or_default(),
+        target_period: s.target_period.to_string(),
+        target_value: s.target_value.to_string(),
+        attainment: out.attainment,
+        observed_cagr: out.observed_cagr,
+        required_cagr: out.required_cagr,
+        ratio: out.ratio,
+        projected_value: out
+            .projected
+            .map(|p| float_text(p / 10f64.powi(shown)))
+            .unwrap_or_default(),
+        still_required_cagr: out.still_required_cagr,
+        as_of: Some(timestamp(as_of)),
+    }
+}
+
+/// Reads the indicators of `targets` and their points, then assesses each target.
+async fn assess_all(
+    snap: &mut Snapshot,
+    targets: &[Target],
+) -> Result<Vec<pb::TargetProgress>, Error> {
+    let ids: Vec<&str> = targets.iter().map(|t| t.spec.indicator.as_str()).collect();
+    let inds = indicators::get_many(snap.conn(), &ids).await?;
+    let keys: Vec<i32> = inds.iter().map(|(k, _)| *k).collect();
+    let points = snap.points(&keys, None, None).await?;
+    let by_id: HashMap<&str, &(i32, Indicator)> =
+        inds.iter().map(|i| (i.1.id.as_str(), i)).collect();
+    let empty = Vec::new();
+    targets
+        .iter()
+        .map(|t| {
+            let (key, ind) = by_id
+                .get(t.spec.indicator.as_str())
+                .copied()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("target without indicator")))?;
+            Ok(progress(
+                t,
+                ind,
+                points.get(key).unwrap_or(&empty),
+                snap.effective,
+            ))
+        })
+        .collect()
+}
+
+/// The latest value of an indicator with its change on a year earlier.
+fn latest(indicator: &Indicator, points: &[Point]) -> pb::IndicatorLatest {
+    let series: Vec<Point> = prepare(points, indicator, indicator.spec.frequency)
+        .into_iter()
+        .map(|r| Point {
+            period: r.period,
+            value: r.value,
+        })
+        .collect();
+    let mut out = pb::IndicatorLatest {
+        indicator: indicator.name().to_string(),
+        title: indicator.spec.title.clone(),
+        unit: indicator.spec.unit.clone(),
+        unit_multiplier: indicator.spec.unit_multiplier,
+        ..Default::default()
+    };
+    if let Some(last) = series.iter().rposition(|p| p.value.is_some()) {
+        let p = &series[last];
+        out.period = p.period.to_string();
+        out.value = p.value.as_ref().map(text).unwrap_or_default();
+        if let Some((_, Transformed::Exact(d))) =
+            reporting::transform(&series, Transform::ChangeYearAgo).get(last)
+        {
+            out.change_year_ago = text(d);
+        }
+        if let Some((_, Transformed::Rate(r))) =
+            reporting::transform(&series, Transform::PercentChangeYearAgo).get(last)
+        {
+            out.percent_change_year_ago = Some(*r);
+        }
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl ReportingService for ReportingApi {
+    async fn query_series(
+        &self,
+        request: Request<pb::QuerySeriesRequest>,
+    ) -> Result<Response<pb::QuerySeriesResponse>, Status> {
+        let pb::QuerySeriesRequest {
+            indicator,
+            start_period,
+            end_period,
+            frequency,
+            transform,
+            as_of: when,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let name = v.check("indicator", IndicatorName::parse(&indicator));
+        let start = if start_period.is_empty() {
+            Some(None)
+        } else {
+            v.check("start_period", Period::parse(&start_period))
+                .map(Some)
+        };
+        let end = if end_period.is_empty() {
+            Some(None)
+        } else {
+            v.check("end_period", Period::parse(&end_period)).map(Some)
+        };
+        let to = v.check("frequency", frequency_from_proto(frequency));
+        let t = v.check("transform", transform_from_proto(transform));
+        let when = as_of(&mut v, &when);
+        let (name, start, end, to, t, when) =
+            finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
+
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
+        let (key, ind) = found
+            .pop()
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let to = to.unwrap_or(ind.spec.frequency);
+        let mut v = Violations::new();
+        if to > ind.spec.frequency {
+            v.push(
+                "frequency",
+                "FINER_THAN_INDICATOR",
+                format!(
+                    "{name} is {}; it cannot be reported {}",
+                    ind.spec.frequency.describe(),
+                    to.describe()
+                ),
+            );
+        }
+        for (field, p) in [("start_period", start), ("end_period", end)] {
+            if let Some(p) = p.filter(|p| p.frequency() != to) {
+                v.push(
+                    field,
+                    "PERIOD_FREQUENCY_MISMATCH",
+                    format!("{p} is not {} like the output", to.describe()),
+                );
+            }
+        }
+        if let (Some(s), Some(e)) = (start, end)
+            && e.start_key() < s.start_key()
+        {
+            v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
+        }
+        finish(v, || Some(()))?;
+        // Read from a year before the range (for year-ago transforms), from the start
+        // of that year (for year-to-date figures).
+        let from = start
+            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
+            .map(|y| {
+                Period::new(y.year(), ind.spec.frequency, 1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            });
+        let to_text = end.and_then(|e| {
+            let last_month = e.last_month();
+            let months = 12 / ind.spec.frequency.periods_per_year();
+            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
+                .map(|p| p.to_string())
+        });
+        let mut points = snap
+            .points(&[key], from.as_deref(), to_text.as_deref())
+            .await?;
+        let points = points.remove(&key).unwrap_or_default();
+        let rolled = prepare(&points, &ind, to);
+        let series: Vec<Point> = rolled
+            .iter()
+            .map(|r| Point {
+                period: r.period,
+                value: r.value.clone(),
+            })
+            .collect();
+        // CAGR is measured from the first period of the requested range.
+        let transformed = if t == Transform::CompoundAnnualGrowth {
+            let from_start: Vec<Point> = series
+                .iter()
+                .filter(|p| start.is_none_or(|s| p.period.start_key() >= s.start_key()))
+                .cloned()
+                .collect();
+            let mut all: Vec<(Period, Transformed)> = series
+                .iter()
+                .filter(|p| start.is_some_and(|s| p.period.start_key() < s.start_key()))
+                .map(|p| (p.period, Transformed::Missing))
+                .collect();
+            all.extend(reporting::transform(&from_start, t));
+            all
+        } else {
+            reporting::transform(&series, t)
+        };
+        let points = rolled
+            .iter()
+            .zip(transformed)
+            .filter(|(r, _)| {
+                start.is_none_or(|s| r.period.start_key() >= s.start_key())
+                    && end.is_none_or(|e| r.period.start_key() <= e.end_key())
+            })
+            .map(|(r, (_, value))| {
+                let (value, rate) = match value {
+                    Transformed::Exact(d) => (text(&d), None),
+                    Transformed::Rate(f) => (String::new(), Some(f)),
+                    Transformed::Missing => (String::new(), None),
+                };
+                pb::SeriesPoint {
+                    period: r.period.to_string(),
+                    value,
+                    rate,
+                    partial: r.partial(),
+                    parts: r.parts as i32,
+                    expected_parts: r.expected as i32,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::QuerySeriesResponse {
+            indicator: name.to_string(),
+            frequency: frequency_to_proto(to) as i32,
+            transform: if transform == 0 {
+                pb::Transform::Level as i32
+            } else {
+                transform
+            },
+            unit: ind.spec.unit.clone(),
+            unit_multiplier: ind.spec.unit_multiplier,
+            points,
+            as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+
+    async fn query_breakdown(
+        &self,
+        request: Request<pb::QueryBreakdownRequest>,
+    ) -> Result<Response<pb::QueryBreakdownResponse>, Status> {
+        let pb::QueryBreakdownRequest {
+            period,
+            region,
+            flow,
+            service_categories,
+            dimensions,
+            group_by,
+            dimension_key,
+            as_of: when,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let period = v.check("period", Period::parse(&period));
+        let region = if region.is_empty() {
+            Some(None)
+        } else {
+            v.check(
+                "region",
+                codes::check_region(&region)
+                    .map(|_| Some(region.clone()))
+                    .map_err(Invalid::from),
+            )
+        };
+        let flow = match pb::indicator::Flow::try_from(flow) {
+            Ok(pb::indicator::Flow::Unspecified) => Some(None),
+            Ok(pb::indicator::Flow::Export) => Some(Some(Flow::Export)),
+            Ok(pb::indicator::Flow::Import) => Some(Some(Flow::Import)),
+            Ok(pb::indicator::Flow::Total) => Some(Some(Flow::Total)),
+            Ok(pb::indicator::Flow::Balance) => Some(Some(Flow::Balance)),
+            Ok(pb::indicator::Flow::None) => Some(Some(Flow::None)),
+            Err(_) => {
+                v.push(
+                    "flow",
+                    "INVALID_ENUM",
+                    format!("{flow} is not a known flow"),
+                );
+                None
+            }
+        };
+        for (i, c) in service_categories.iter().enumerate() {
+            v.check(
+                &format!("service_categories[{i}]"),
+                codes::check_ebops2010(c).map_err(Invalid::from),
+            );
+        }
+        let dims: BTreeMap<String, String> = dimensions.into_iter().collect();
+        let group = match pb::BreakdownDimension::try_from(group_by) {
+            Ok(pb::BreakdownDimension::Unspecified) | Err(_) => {
+                v.push(
+                    "group_by",
+                    "REQUIRED",
+                    "group_by is required: SERVICE_CATEGORY, FLOW, REGION or FREE (with dimension_key)",
+                );
+                None
+            }
+            Ok(g) => Some(g),
+        };
+        if group == Some(pb::BreakdownDimension::Free) && dimension_key.is_empty() {
+            v.push(
+                "dimension_key",
+                "REQUIRED",
+                "grouping by a free dimension needs its key",
+            );
+        }
+        let when = as_of(&mut v, &when);
+        let (period, region, flow, group, when) =
+            finish(v, || Some((period?, region?, flow?, group?, when?)))?;
+
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let matched = indicators::matching(
+            snap.conn(),
+            region.as_deref(),
+            flow.map(|f| f.code()),
+            &service_categories,
+            &dims,
+        )
+        .await?;
+        // Indicators coarser than the period cannot answer for it.
+        let matched: Vec<(i32, Indicator)> = matched
+            .into_iter()
+            .filter(|(_, i)| i.spec.frequency >= period.frequency())
+            .collect();
+        let units: std::collections::BTreeSet<&str> =
+            matched.iter().map(|(_, i)| i.spec.unit.as_str()).collect();
+        if units.len() > 1 {
+            return Err(Error::FailedPrecondition {
+                reason: "MIXED_UNITS",
+                message: format!(
+                    "the matching indicators are in different units ({}); narrow the filter to one unit",
+                    units.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                subjects: vec![],
+            }
+            .into());
+        }
+        let unit = units.into_iter().next().unwrap_or("").to_owned();
+        let min_mult = matched
+            .iter()
+            .map(|(_, i)| i.spec.unit_multiplier)
+            .min()
+            .unwrap_or(0);
+        let keys: Vec<i32> = matched.iter().map(|(k, _)| *k).collect();
+        // Every period of the year: enough to de-cumulate and roll up to any period in it.
+        let (lo, hi) = (format!("{}", period.year()), format!("{}-~", period.year()));
+        let points = snap.points(&keys, Some(&lo), Some(&hi)).await?;
+        let mut groups: BTreeMap<String, (BigDecimal, Vec<String>)> = BTreeMap::new();
+        let mut missing = Vec::new();
+        let empty = Vec::new();
+        for (key, ind) in &matched {
+            let value = prepare(points.get(key).unwrap_or(&empty), ind, period.frequency())
+                .into_iter()
+                .find(|r| r.period == period)
+                .and_then(|r| r.value);
+            let Some(value) = value else {
+                missing.push(ind.name().to_string());
+                continue;
+            };
+            let value = scale(&value, ind.spec.unit_multiplier - min_mult);
+            let group_key = match group {
+                pb::BreakdownDimension::ServiceCategory => {
+                    ind.spec.service_category.clone().unwrap_or_default()
+                }
+                pb::BreakdownDimension::Flow => ind.spec.flow.code().to_owned(),
+                pb::BreakdownDimension::Region => ind.spec.region.clone(),
+                _ => ind
+                    .spec
+                    .dimensions
+                    .get(&dimension_key)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let entry = groups
+                .entry(group_key)
+                .or_insert_with(|| (BigDecimal::zero(), Vec::new()));
+            entry.0 += value;
+            entry.1.push(ind.name().to_string());
+        }
+        let total: BigDecimal = groups.values().map(|g| &g.0).sum();
+        let mut groups: Vec<pb::BreakdownGroup> = groups
+            .into_iter()
+            .map(|(key, (value, indicators))| pb::BreakdownGroup {
+                share: reporting::ratio(&value, &total)
+                    .map(|r| r * 100.0)
+                    .unwrap_or(0.0),
+                key,
+                value: text(&value),
+                indicators,
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            let (x, y): (BigDecimal, BigDecimal) = (
+                a.value.parse().unwrap_or_default(),
+                b.value.parse().unwrap_or_default(),
+            );
+            y.cmp(&x).then_with(|| a.key.cmp(&b.key))
+        });
+        Ok(Response::new(pb::QueryBreakdownResponse {
+            period: period.to_string(),
+            unit,
+            unit_multiplier: min_mult,
+            groups,
+            total: text(&total),
+            missing,
+            as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+
+    async fn get_target_progress(
+        &self,
+        request: Request<pb::GetTargetProgressRequest>,
+    ) -> Result<Response<pb::TargetProgress>, Status> {
+        let pb::GetTargetProgressRequest { name, as_of: when } = request.into_inner();
+        let mut v = Violations::new();
+        let name = v.check("name", TargetName::parse(&name));
+        let when = as_of(&mut v, &when);
+        let (name, when) = finish(v, || Some((name?, when?)))?;
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let target = targets::get(snap.conn(), &name).await?;
+        let mut out = assess_all(&mut snap, std::slice::from_ref(&target)).await?;
+        out.pop()
+            .map(Response::new)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("no assessment")).into())
+    }
+
+    async fn list_target_progress(
+        &self,
+        request: Request<pb::ListTargetProgressRequest>,
+    ) -> Result<Response<pb::ListTargetProgressResponse>, Status> {
+        let pb::ListTargetProgressRequest {
+            parent,
+            as_of: when,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let parent = v.check("parent", ProgramName::parse(&parent));
+        let when = as_of(&mut v, &when);
+        let (parent, when) = finish(v, || Some((parent?, when?)))?;
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        programs::get(snap.conn(), &parent.0).await?;
+        let all = targets::list_all(snap.conn(), &parent.0).await?;
+        let progress = assess_all(&mut snap, &all).await?;
+        Ok(Response::new(pb::ListTargetProgressResponse { progress }))
+    }
+
+    async fn get_program_scorecard(
+        &self,
+        request: Request<pb::GetProgramScorecardRequest>,
+    ) -> Result<Response<pb::ProgramScorecard>, Status> {
+        let pb::GetProgramScorecardRequest { name, as_of: when } = request.into_inner();
+        let mut v = Violations::new();
+        let name = v.check("name", ProgramName::parse(&name));
+        let when = as_of(&mut v, &when);
+        let (name, when) = finish(v, || Some((name?, when?)))?;
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let program = programs::get(snap.conn(), &name.0).await?;
+        let all_initiatives = initiatives::list_all(snap.conn(), &name.0).await?;
+        let all_targets = targets::list_all(snap.conn(), &name.0).await?;
+
+        // Every indicator the scorecard shows, read once with its points.
+        let mut ids: Vec<&str> = all_targets
+            .iter()
+            .map(|t| t.spec.indicator.as_str())
+            .collect();
+        ids.extend(
+            all_initiatives
+                .iter()
+                .flat_map(|i| i.spec.indicators.iter().map(|x| x.as_str())),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        let inds = indicators::get_many(snap.conn(), &ids).await?;
+        let keys: Vec<i32> = inds.iter().map(|(k, _)| *k).collect();
+        let points = snap.points(&keys, None, None).await?;
+        let by_id: HashMap<&str, &(i32, Indicator)> =
+            inds.iter().map(|i| (i.1.id.as_str(), i)).collect();
+        let empty = Vec::new();
+        let points_of = |id: &str| {
+            by_id
+                .get(id)
+                .map(|(k, i)| (i, points.get(k).unwrap_or(&empty)))
+        };
+
+        let mut target_cards: HashMap<Option<String>, Vec<pb::TargetProgress>> = HashMap::new();
+        for t in &all_targets {
+            if let Some((ind, pts)) = points_of(t.spec.indicator.as_str()) {
+                target_cards
+                    .entry(t.spec.initiative.as_ref().map(|i| i.as_str().to_owned()))
+                    .or_default()
+                    .push(progress(t, ind, pts, snap.effective));
+            }
+        }
+        let mut children: HashMap<Option<String>, Vec<&initiatives::Initiative>> = HashMap::new();
+        for i in &all_initiatives {
+            children
+                .entry(
+                    i.spec
+                        .parent_initiative
+                        .as_ref()
+                        .map(|p| p.as_str().to_owned()),
+                )
+                .or_default()
+                .push(i);
+        }
+        for list in children.values_mut() {
+            list.sort_by(|a, b| {
+                a.spec
+                    .position
+                    .cmp(&b.spec.position)
+                    .then_with(|| a.name.initiative.cmp(&b.name.initiative))
+            });
+        }
+        fn card(
+            i: &initiatives::Initiative,
+            children: &HashMap<Option<String>, Vec<&initiatives::Initiative>>,
+            targets: &mut HashMap<Option<String>, Vec<pb::TargetProgress>>,
+            latest_of: &dyn Fn(&str) -> Option<pb::IndicatorLatest>,
+            depth: usize,
+        ) -> pb::InitiativeCard {
+            let id = i.name.initiative.as_str().to_owned();
+            let kids = if depth < 64 {
+                children
+                    .get(&Some(id.clone()))
+                    .map(|c| {
+                        c.iter()
+                            .map(|k| card(k, children, targets, latest_of, depth + 1))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            pb::InitiativeCard {
+                initiative: Some(initiative_to_proto(i)),
+                children: kids,
+                targets: targets.remove(&Some(id)).unwrap_or_default(),
+                indicators: i
+                    .spec
+                    .indicators
+                    .iter()
+                    .filter_map(|x| latest_of(x.as_str()))
+                    .collect(),
+            }
+        }
+        let latest_of = |id: &str| points_of(id).map(|(ind, pts)| latest(ind, pts));
+        let roots: Vec<pb::InitiativeCard> = children
+            .get(&None)
+            .map(|r| {
+                r.iter()
+                    .map(|i| card(i, &children, &mut target_cards, &latest_of, 0))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(pb::ProgramScorecard {
+            program: Some(program_to_proto(&program)),
+            initiatives: roots,
+            targets: target_cards.remove(&None).unwrap_or_default(),
+            as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_text_rounds_to_six_decimals() {
+        assert_eq!(float_text(31.748_021_039_363_99), "31.748021");
+        assert_eq!(float_text(2.0), "2");
+        assert_eq!(float_text(-0.000_000_1), "0");
+        assert_eq!(float_text(f64::NAN), "");
+    }
+}

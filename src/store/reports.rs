@@ -1,0 +1,87 @@
+//! Reads for reports: one consistent snapshot per report.
+
+use std::collections::HashMap;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
+
+use super::begin;
+use crate::domain::Period;
+use crate::domain::reporting::Point;
+use crate::error::{Error, Result};
+
+/// A read-only REPEATABLE READ transaction and the instant a report is as of: every
+/// query of the report sees the same data.
+pub struct Snapshot {
+    tx: Transaction<'static, Postgres>,
+    /// The instant requested, if any (`None`: now, i.e. the snapshot's current data).
+    pub as_of: Option<DateTime<Utc>>,
+    /// The instant the answer is as of (the request's, or the snapshot's start).
+    pub effective: DateTime<Utc>,
+}
+
+impl Snapshot {
+    /// Opens a snapshot.
+    pub async fn open(pool: &PgPool, as_of: Option<DateTime<Utc>>) -> Result<Self> {
+        let mut tx = begin(pool).await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(Self {
+            tx,
+            as_of,
+            effective: as_of.unwrap_or(now),
+        })
+    }
+
+    /// The connection, for the other stores' readers.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// The published values (deletions left out) of the given indicators, by key, in
+    /// period order, restricted to periods whose text lies in `[from, to]` when given
+    /// (periods of one indicator share its frequency, so text order is time order).
+    pub async fn points(
+        &mut self,
+        keys: &[i32],
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<HashMap<i32, Vec<Point>>> {
+        let rows = sqlx::query(
+            "SELECT indicator_key, period::text AS period, value::text AS value \
+               FROM observation_versions \
+              WHERE indicator_key = ANY($1) AND NOT deleted \
+                AND CASE WHEN $2::timestamptz IS NULL THEN known_until IS NULL \
+                         ELSE known_from <= $2 AND (known_until IS NULL OR known_until > $2) END \
+                AND ($3::text IS NULL OR period >= $3) AND ($4::text IS NULL OR period <= $4) \
+              ORDER BY indicator_key, period",
+        )
+        .bind(keys)
+        .bind(self.as_of)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut out: HashMap<i32, Vec<Point>> = HashMap::new();
+        for r in rows {
+            let key: i32 = r.try_get("indicator_key")?;
+            let period: String = r.try_get("period")?;
+            let value: Option<String> = r.try_get("value")?;
+            let period = Period::parse(&period)
+                .map_err(|_| Error::internal(anyhow::anyhow!("stored period {period:?}")))?;
+            let value = value
+                .map(|v| {
+                    v.parse::<BigDecimal>()
+                        .map_err(|_| Error::internal(anyhow::anyhow!("stored value {v:?}")))
+                })
+                .transpose()?;
+            out.entry(key).or_default().push(Point { period, value });
+        }
+        Ok(out)
+    }
+}
