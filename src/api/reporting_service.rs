@@ -173,10 +173,9 @@ fn progress(
         },
         period: s.target_period,
         baseline_period: s.baseline_period,
-        baseline_value: s
-            .baseline_value
-            .as_ref()
-            .map(|b| scale(&parse(b), s.unit_multiplier)),
+        // A level target's baseline is in the target's multiplier; a growth target's
+        // (whose own multiplier is 0) in the indicator's, like the values shown.
+        baseline_value: s.baseline_value.as_ref().map(|b| scale(&parse(b), shown)),
         direction: s.direction,
     };
     let out = reporting::assess(&facts, &data);

@@ -267,9 +267,9 @@ pub async fn update(
     row.try_into()
 }
 
-/// Deletes an indicator. Without `force`, FAILED_PRECONDITION while targets use it or
-/// initiatives list it; with it, those targets are deleted and the initiatives no
-/// longer list it.
+/// Deletes an indicator. Without `force`, FAILED_PRECONDITION while it has observations,
+/// targets use it or initiatives list it; with it, its observations (with their whole
+/// history) and those targets are deleted and the initiatives no longer list it.
 pub async fn delete(
     pool: &PgPool,
     indicator_id: &ResourceId,
@@ -297,7 +297,12 @@ pub async fn delete(
                  FROM targets WHERE indicator_id = $1 \
                UNION ALL \
                SELECT 'programs/' || program_id || '/initiatives/' || initiative_id \
-                 FROM initiative_indicators WHERE indicator_id = $1) u ORDER BY name LIMIT 1000",
+                 FROM initiative_indicators WHERE indicator_id = $1 \
+               UNION ALL \
+               (SELECT 'indicators/' || $1 || '/observations/' || v.period \
+                  FROM observation_versions v JOIN indicators i USING (indicator_key) \
+                 WHERE i.indicator_id = $1 AND v.known_until IS NULL AND NOT v.deleted \
+                 ORDER BY v.period LIMIT 20)) u ORDER BY name LIMIT 1000",
         )
         .bind(indicator_id.as_str())
         .fetch_all(&mut *tx)
@@ -305,7 +310,7 @@ pub async fn delete(
         if !users.is_empty() {
             return Err(has_dependants(
                 &name,
-                "targets or initiatives that use it",
+                "observations, or targets or initiatives that use it",
                 users,
             ));
         }

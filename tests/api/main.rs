@@ -5,5 +5,6 @@
 mod helpers;
 mod indicators;
 mod programs;
+mod reports;
 mod seed;
 mod server;

@@ -1,0 +1,1614 @@
+//! ReportingService: series, breakdowns, target progress and programme scorecards.
+//!
+//! Every expected figure is worked out by hand in the comments next to it, never by the
+//! code under test. Rates and ratios (doubles) are compared to 1e-6 relative.
+
+use tonic::Code;
+use tonic::transport::Channel;
+use tradewatch::proto::v1 as pb;
+use tradewatch::proto::v1::observation_service_client::ObservationServiceClient;
+use tradewatch::proto::v1::reporting_service_client::ReportingServiceClient;
+
+use crate::helpers::{
+    TestApp, assert_invalid, indicator, initiative, level_target, reason, spawn_app,
+};
+
+use pb::target_progress::Status;
+
+/// The clients this module needs, on their own channel to the test server.
+struct Clients {
+    reports: ReportingServiceClient<Channel>,
+    observations: ObservationServiceClient<Channel>,
+}
+
+async fn clients(app: &TestApp) -> Clients {
+    let channel = Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to the test server");
+    Clients {
+        reports: ReportingServiceClient::new(channel.clone()),
+        observations: ObservationServiceClient::new(channel),
+    }
+}
+
+impl Clients {
+    /// Writes `(period, value)` pairs of `indicators/{id}` in one batch; an empty value
+    /// is written as SDMX `O` (missing). Returns the written versions.
+    async fn write(&mut self, id: &str, values: &[(&str, &str)]) -> Vec<pb::Observation> {
+        let observations = values
+            .iter()
+            .map(|(period, value)| pb::Observation {
+                name: format!("indicators/{id}/observations/{period}"),
+                value: value.to_string(),
+                status: if value.is_empty() {
+                    pb::observation::Status::Missing as i32
+                } else {
+                    pb::observation::Status::Normal as i32
+                },
+                ..Default::default()
+            })
+            .collect();
+        self.observations
+            .batch_create_observations(pb::BatchCreateObservationsRequest {
+                observations,
+                validate_only: false,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("write {id}: {e:?}"))
+            .into_inner()
+            .observations
+    }
+
+    async fn series(&mut self, req: pb::QuerySeriesRequest) -> pb::QuerySeriesResponse {
+        self.reports
+            .query_series(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("QuerySeries {req:?}: {e:?}"))
+            .into_inner()
+    }
+
+    async fn progress(
+        &mut self,
+        name: &str,
+        as_of: Option<prost_types::Timestamp>,
+    ) -> pb::TargetProgress {
+        self.reports
+            .get_target_progress(pb::GetTargetProgressRequest {
+                name: name.into(),
+                as_of,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("GetTargetProgress {name}: {e:?}"))
+            .into_inner()
+    }
+
+    async fn breakdown(&mut self, req: pb::QueryBreakdownRequest) -> pb::QueryBreakdownResponse {
+        self.reports
+            .query_breakdown(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("QueryBreakdown {req:?}: {e:?}"))
+            .into_inner()
+    }
+}
+
+/// Creates `indicators/{id}` from the helper's valid annual 10^8 USD export indicator,
+/// changed by `edit`.
+async fn create_indicator(app: &mut TestApp, id: &str, edit: impl FnOnce(&mut pb::Indicator)) {
+    let mut ind = indicator(&format!("Indicator {id}"));
+    edit(&mut ind);
+    app.indicators
+        .create_indicator(pb::CreateIndicatorRequest {
+            indicator: Some(ind),
+            indicator_id: id.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create indicators/{id}: {e:?}"));
+}
+
+fn monthly(ind: &mut pb::Indicator) {
+    ind.frequency = pb::Frequency::Monthly as i32;
+}
+
+fn series_request(id: &str) -> pb::QuerySeriesRequest {
+    pb::QuerySeriesRequest {
+        indicator: format!("indicators/{id}"),
+        ..Default::default()
+    }
+}
+
+/// `(period, value)` of each point.
+fn values(r: &pb::QuerySeriesResponse) -> Vec<(&str, &str)> {
+    r.points
+        .iter()
+        .map(|p| (p.period.as_str(), p.value.as_str()))
+        .collect()
+}
+
+/// `(period, partial, parts, expected_parts)` of each point.
+fn parts(r: &pb::QuerySeriesResponse) -> Vec<(&str, bool, i32, i32)> {
+    r.points
+        .iter()
+        .map(|p| (p.period.as_str(), p.partial, p.parts, p.expected_parts))
+        .collect()
+}
+
+/// Asserts `actual` is set and within 1e-6 relative of `expected`.
+#[track_caller]
+fn assert_close(actual: Option<f64>, expected: f64, what: &str) {
+    let a = actual.unwrap_or_else(|| panic!("{what} is unset, expected {expected}"));
+    let tolerance = 1e-6 * expected.abs().max(1e-12);
+    assert!(
+        (a - expected).abs() <= tolerance,
+        "{what}: got {a}, expected {expected}"
+    );
+}
+
+/// One microsecond before `t` (the database's precision).
+fn just_before(t: &Option<prost_types::Timestamp>) -> Option<prost_types::Timestamp> {
+    let t = t.as_ref().expect("a timestamp");
+    let micros = t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000 - 1;
+    Some(prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// QuerySeries
+
+/// 2019: month × 10 (10, 20, …, 120); 2020: month × 10 + 5 (15, 25, …, 125).
+fn two_years_of_months() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for m in 1..=12 {
+        out.push((format!("2019-M{m:02}"), (m * 10).to_string()));
+    }
+    for m in 1..=12 {
+        out.push((format!("2020-M{m:02}"), (m * 10 + 5).to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn series_rolls_monthly_sums_up_to_quarters_and_years() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "monthly-sum", monthly).await;
+    let months = two_years_of_months();
+    let pairs: Vec<(&str, &str)> = months
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_str()))
+        .collect();
+    c.write("monthly-sum", &pairs).await;
+
+    // No frequency: the indicator's own (monthly), one part per period.
+    let raw = c.series(series_request("monthly-sum")).await;
+    assert_eq!(raw.frequency, pb::Frequency::Monthly as i32);
+    assert_eq!(raw.transform, pb::Transform::Level as i32);
+    assert_eq!((raw.unit.as_str(), raw.unit_multiplier), ("USD", 8));
+    assert_eq!(raw.points.len(), 24);
+    assert_eq!(values(&raw)[0], ("2019-M01", "10"));
+    assert_eq!(values(&raw)[23], ("2020-M12", "125"));
+    assert!(
+        raw.points
+            .iter()
+            .all(|p| !p.partial && p.parts == 1 && p.expected_parts == 1)
+    );
+
+    let quarterly = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("monthly-sum")
+        })
+        .await;
+    assert_eq!(quarterly.frequency, pb::Frequency::Quarterly as i32);
+    // 2019: Q1 10+20+30 = 60, Q2 40+50+60 = 150, Q3 70+80+90 = 240, Q4 100+110+120 = 330.
+    // 2020: each month 5 more, so each quarter 15 more: 75, 165, 255, 345.
+    assert_eq!(
+        values(&quarterly),
+        vec![
+            ("2019-Q1", "60"),
+            ("2019-Q2", "150"),
+            ("2019-Q3", "240"),
+            ("2019-Q4", "330"),
+            ("2020-Q1", "75"),
+            ("2020-Q2", "165"),
+            ("2020-Q3", "255"),
+            ("2020-Q4", "345"),
+        ]
+    );
+    assert!(
+        quarterly
+            .points
+            .iter()
+            .all(|p| !p.partial && p.parts == 3 && p.expected_parts == 3)
+    );
+
+    let annual = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Annual as i32,
+            ..series_request("monthly-sum")
+        })
+        .await;
+    // 2019 = 10 × (1 + … + 12) = 10 × 78 = 780; 2020 = 780 + 12 × 5 = 840.
+    assert_eq!(values(&annual), vec![("2019", "780"), ("2020", "840")]);
+    assert_eq!(
+        parts(&annual),
+        vec![("2019", false, 12, 12), ("2020", false, 12, 12)]
+    );
+
+    // Half-years: 2019-S1 = 60 + 150 = 210, 2019-S2 = 240 + 330 = 570.
+    let halves = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::HalfYearly as i32,
+            end_period: "2019-S2".into(),
+            ..series_request("monthly-sum")
+        })
+        .await;
+    assert_eq!(
+        values(&halves),
+        vec![("2019-S1", "210"), ("2019-S2", "570")]
+    );
+}
+
+#[tokio::test]
+async fn series_marks_periods_with_missing_months_partial() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "gappy", monthly).await;
+    // 2019 at month × 10, except May (never published) and August (published as
+    // missing, SDMX `O`, without a value).
+    c.write(
+        "gappy",
+        &[
+            ("2019-M01", "10"),
+            ("2019-M02", "20"),
+            ("2019-M03", "30"),
+            ("2019-M04", "40"),
+            ("2019-M06", "60"),
+            ("2019-M07", "70"),
+            ("2019-M08", ""),
+            ("2019-M09", "90"),
+            ("2019-M10", "100"),
+            ("2019-M11", "110"),
+            ("2019-M12", "120"),
+        ],
+    )
+    .await;
+    let quarterly = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("gappy")
+        })
+        .await;
+    // Q1 = 60 and Q4 = 330 are complete; Q2 lacks May and Q3 lacks August: 2 of 3
+    // parts each, and no value (never a partial sum such as 40 + 60 = 100).
+    assert_eq!(
+        values(&quarterly),
+        vec![
+            ("2019-Q1", "60"),
+            ("2019-Q2", ""),
+            ("2019-Q3", ""),
+            ("2019-Q4", "330"),
+        ]
+    );
+    assert_eq!(
+        parts(&quarterly),
+        vec![
+            ("2019-Q1", false, 3, 3),
+            ("2019-Q2", true, 2, 3),
+            ("2019-Q3", true, 2, 3),
+            ("2019-Q4", false, 3, 3),
+        ]
+    );
+    let annual = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Annual as i32,
+            ..series_request("gappy")
+        })
+        .await;
+    // 10 of 12 months have a value.
+    assert_eq!(values(&annual), vec![("2019", "")]);
+    assert_eq!(parts(&annual), vec![("2019", true, 10, 12)]);
+}
+
+#[tokio::test]
+async fn series_year_ago_transforms_period_filters_and_as_of() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "monthly-sum", monthly).await;
+    let months = two_years_of_months();
+    let pairs: Vec<(&str, &str)> = months
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_str()))
+        .collect();
+    let first = c.write("monthly-sum", &pairs).await;
+
+    let annual = |transform: pb::Transform| pb::QuerySeriesRequest {
+        frequency: pb::Frequency::Annual as i32,
+        transform: transform as i32,
+        ..series_request("monthly-sum")
+    };
+    // 2020 − 2019 = 840 − 780 = 60; 2019 has no year before it.
+    let change = c.series(annual(pb::Transform::ChangeYearAgo)).await;
+    assert_eq!(change.transform, pb::Transform::ChangeYearAgo as i32);
+    assert_eq!(values(&change), vec![("2019", ""), ("2020", "60")]);
+    // 60 / 780 = 7.692307692… %, as a rate, no exact value.
+    let pct = c.series(annual(pb::Transform::PercentChangeYearAgo)).await;
+    assert_eq!(pct.points.len(), 2);
+    assert_eq!(pct.points[0].rate, None);
+    assert_eq!(pct.points[1].value, "");
+    assert_close(pct.points[1].rate, 7.692_307_692_3, "2020 on 2019");
+
+    // A range: 2019-Q3 .. 2020-Q2 of the quarterly sums.
+    let range = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            start_period: "2019-Q3".into(),
+            end_period: "2020-Q2".into(),
+            ..series_request("monthly-sum")
+        })
+        .await;
+    assert_eq!(
+        values(&range),
+        vec![
+            ("2019-Q3", "240"),
+            ("2019-Q4", "330"),
+            ("2020-Q1", "75"),
+            ("2020-Q2", "165"),
+        ]
+    );
+    // Year-ago change of 2020's quarters: the range starts in 2020, yet 2019 is read
+    // to compare with. Every month is 5 higher, so every quarter 15 higher.
+    let yoy = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            start_period: "2020-Q1".into(),
+            transform: pb::Transform::ChangeYearAgo as i32,
+            ..series_request("monthly-sum")
+        })
+        .await;
+    assert_eq!(
+        values(&yoy),
+        vec![
+            ("2020-Q1", "15"),
+            ("2020-Q2", "15"),
+            ("2020-Q3", "15"),
+            ("2020-Q4", "15"),
+        ]
+    );
+    // Monthly, last two months: 11 × 10 + 5 = 115 and 125.
+    let tail = c
+        .series(pb::QuerySeriesRequest {
+            start_period: "2020-M11".into(),
+            end_period: "2020-M12".into(),
+            ..series_request("monthly-sum")
+        })
+        .await;
+    assert_eq!(
+        values(&tail),
+        vec![("2020-M11", "115"), ("2020-M12", "125")]
+    );
+
+    // December 2020 is revised from 125 to 135: 2020 becomes 840 + 10 = 850.
+    let revised = c.write("monthly-sum", &[("2020-M12", "135")]).await;
+    let now = c.series(annual(pb::Transform::Level)).await;
+    assert_eq!(values(&now), vec![("2019", "780"), ("2020", "850")]);
+    // Just before the revision the year was still 840, and the answer says so.
+    let before = just_before(&revised[0].known_from);
+    let then = c
+        .series(pb::QuerySeriesRequest {
+            as_of: before,
+            ..annual(pb::Transform::Level)
+        })
+        .await;
+    assert_eq!(values(&then), vec![("2019", "780"), ("2020", "840")]);
+    assert_eq!(then.as_of, before);
+    // Before the first write nothing was known.
+    let nothing = c
+        .series(pb::QuerySeriesRequest {
+            as_of: just_before(&first[0].known_from),
+            ..annual(pb::Transform::Level)
+        })
+        .await;
+    assert!(nothing.points.is_empty(), "{:?}", nothing.points);
+}
+
+#[tokio::test]
+async fn series_compound_growth_on_the_chongqing_figures() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "offshore", |_| {}).await;
+    c.write(
+        "offshore",
+        &[("2018", "21.5"), ("2019", "20.6"), ("2020", "22.8")],
+    )
+    .await;
+    let g = c
+        .series(pb::QuerySeriesRequest {
+            transform: pb::Transform::CompoundAnnualGrowth as i32,
+            ..series_request("offshore")
+        })
+        .await;
+    // From the first period (2018): 2019 = 20.6 / 21.5 − 1 = −4.186047 %;
+    // 2020 = (22.8 / 21.5)^(1/2) − 1 = 1.0604651^(1/2) − 1 = 2.978887 %.
+    assert_eq!(g.points.len(), 3);
+    assert_eq!(g.points[0].rate, None);
+    assert_close(g.points[1].rate, -4.186_046_5, "CAGR 2018-2019");
+    assert_close(g.points[2].rate, 2.978_887_0, "CAGR 2018-2020");
+    // From the start of the requested range instead: 2020 on 2019 = 22.8 / 20.6 − 1
+    // = 10.679612 % (one year), not 2.98 % from 2018.
+    let from_2019 = c
+        .series(pb::QuerySeriesRequest {
+            start_period: "2019".into(),
+            transform: pb::Transform::CompoundAnnualGrowth as i32,
+            ..series_request("offshore")
+        })
+        .await;
+    assert_eq!(from_2019.points.len(), 2);
+    assert_eq!(from_2019.points[0].period, "2019");
+    assert_eq!(from_2019.points[0].rate, None);
+    assert_close(from_2019.points[1].rate, 10.679_611_65, "CAGR 2019-2020");
+    // Percent change on the previous period: 22.8 / 20.6 − 1 = 10.679612 %.
+    let p = c
+        .series(pb::QuerySeriesRequest {
+            transform: pb::Transform::PercentChange as i32,
+            ..series_request("offshore")
+        })
+        .await;
+    assert_close(p.points[2].rate, 10.679_611_65, "2020 on 2019");
+    // Change: 20.6 − 21.5 = −0.9; 22.8 − 20.6 = 2.2 (exact).
+    let d = c
+        .series(pb::QuerySeriesRequest {
+            transform: pb::Transform::Change as i32,
+            ..series_request("offshore")
+        })
+        .await;
+    assert_eq!(
+        values(&d),
+        vec![("2018", ""), ("2019", "-0.9"), ("2020", "2.2")]
+    );
+}
+
+#[tokio::test]
+async fn series_decumulates_year_to_date_and_combines_averages_and_stocks() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "ytd", |i| {
+        monthly(i);
+        i.year_to_date = true;
+    })
+    .await;
+    // MOFCOM-style: January 10, January–February 25, January–March 45.
+    c.write(
+        "ytd",
+        &[("2020-M01", "10"), ("2020-M02", "25"), ("2020-M03", "45")],
+    )
+    .await;
+    let per_month = c.series(series_request("ytd")).await;
+    // 10, 25 − 10 = 15, 45 − 25 = 20.
+    assert_eq!(
+        values(&per_month),
+        vec![("2020-M01", "10"), ("2020-M02", "15"), ("2020-M03", "20")]
+    );
+    // Starting in February still de-cumulates from January: 15, 20.
+    let from_feb = c
+        .series(pb::QuerySeriesRequest {
+            start_period: "2020-M02".into(),
+            ..series_request("ytd")
+        })
+        .await;
+    assert_eq!(
+        values(&from_feb),
+        vec![("2020-M02", "15"), ("2020-M03", "20")]
+    );
+    // Q1 = 10 + 15 + 20 = 45 (the March YTD figure, as it should be).
+    let q = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("ytd")
+        })
+        .await;
+    assert_eq!(values(&q), vec![("2020-Q1", "45")]);
+
+    // A rate: averages.
+    create_indicator(&mut app, "rate", |i| {
+        monthly(i);
+        i.unit = "%".into();
+        i.unit_multiplier = 0;
+        i.flow = pb::indicator::Flow::None as i32;
+        i.service_category = String::new();
+        i.aggregation = pb::indicator::Aggregation::Average as i32;
+    })
+    .await;
+    c.write(
+        "rate",
+        &[
+            ("2020-M01", "2.5"),
+            ("2020-M02", "3.0"),
+            ("2020-M03", "4.1"),
+            ("2020-M04", "5"),
+            ("2020-M05", "5"),
+            ("2020-M06", "6"),
+        ],
+    )
+    .await;
+    let avg = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("rate")
+        })
+        .await;
+    assert_eq!((avg.unit.as_str(), avg.unit_multiplier), ("%", 0));
+    // Q1 = (2.5 + 3.0 + 4.1) / 3 = 9.6 / 3 = 3.2; Q2 = 16 / 3 = 5.333… to 12 decimals.
+    assert_eq!(
+        values(&avg),
+        vec![("2020-Q1", "3.2"), ("2020-Q2", "5.333333333333")]
+    );
+
+    // A stock: the last month of the quarter.
+    create_indicator(&mut app, "stock", |i| {
+        monthly(i);
+        i.unit = "1".into();
+        i.unit_multiplier = 0;
+        i.flow = pb::indicator::Flow::None as i32;
+        i.aggregation = pb::indicator::Aggregation::EndOfPeriod as i32;
+    })
+    .await;
+    c.write(
+        "stock",
+        &[
+            ("2020-M01", "100"),
+            ("2020-M02", "104"),
+            ("2020-M03", "110"),
+        ],
+    )
+    .await;
+    let eop = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("stock")
+        })
+        .await;
+    assert_eq!(values(&eop), vec![("2020-Q1", "110")]);
+}
+
+#[tokio::test]
+async fn series_rejects_bad_requests() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "annual", |_| {}).await;
+    create_indicator(&mut app, "monthly", monthly).await;
+
+    // Monthly output from an annual indicator.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Monthly as i32,
+            ..series_request("annual")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "frequency"), "FINER_THAN_INDICATOR");
+
+    // A quarterly output range given as a month.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            start_period: "2020-M01".into(),
+            ..series_request("monthly")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        assert_invalid(&err, "start_period"),
+        "PERIOD_FREQUENCY_MISMATCH"
+    );
+    // An unparsable period.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            end_period: "2020-Q5".into(),
+            ..series_request("monthly")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "end_period");
+
+    // A range that ends before it starts.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            start_period: "2020".into(),
+            end_period: "2019".into(),
+            ..series_request("annual")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "end_period"), "BEFORE_START");
+    // Unknown enum values and an impossible timestamp.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            frequency: 99,
+            transform: 99,
+            as_of: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            }),
+            ..series_request("annual")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "frequency"), "INVALID_ENUM");
+    assert_eq!(assert_invalid(&err, "transform"), "INVALID_ENUM");
+    assert_eq!(assert_invalid(&err, "as_of"), "INVALID_TIMESTAMP");
+
+    let err = c
+        .reports
+        .query_series(series_request("no-such-indicator"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert_eq!(reason(&err), "NOT_FOUND");
+
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "indicator");
+}
+
+// ---------------------------------------------------------------------------------------
+// Target progress
+
+const OFFSHORE_TARGET: &str = "programs/cq/targets/offshore-2022";
+
+/// Programme `cq`, the annual 10^8 USD indicator `offshore` with the Chongqing figures
+/// (2018 21.5, 2019 20.6, 2020 22.8) and the level target "25 × 10^8 USD in 2022".
+async fn chongqing_offshore(app: &mut TestApp, c: &mut Clients) -> Vec<pb::Observation> {
+    app.create_program("cq").await;
+    create_indicator(app, "offshore", |i| {
+        i.title = "Offshore service outsourcing executed value".into();
+    })
+    .await;
+    let written = c
+        .write(
+            "offshore",
+            &[("2018", "21.5"), ("2019", "20.6"), ("2020", "22.8")],
+        )
+        .await;
+    app.create_target(
+        "cq",
+        "offshore-2022",
+        pb::Target {
+            title: "Offshore outsourcing of 25 hundred million USD in 2022".into(),
+            target_value: "25".into(),
+            unit_multiplier: 8,
+            target_period: "2022".into(),
+            ..level_target("indicators/offshore")
+        },
+    )
+    .await
+    .expect("create the target");
+    written
+}
+
+#[tokio::test]
+async fn target_progress_on_the_chongqing_outsourcing_figures() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    chongqing_offshore(&mut app, &mut c).await;
+
+    let p = c.progress(OFFSHORE_TARGET, None).await;
+    assert_eq!(p.target, OFFSHORE_TARGET);
+    assert_eq!(
+        p.title,
+        "Offshore outsourcing of 25 hundred million USD in 2022"
+    );
+    assert_eq!(p.indicator, "indicators/offshore");
+    assert_eq!((p.unit.as_str(), p.unit_multiplier), ("USD", 8));
+    // No baseline in the target: the first data point.
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2018", "21.5")
+    );
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2020", "22.8")
+    );
+    assert_eq!(
+        (p.target_period.as_str(), p.target_value.as_str()),
+        ("2022", "25")
+    );
+    // observed = (22.8 / 21.5)^(1/2) − 1 = 1.06046512^(1/2) − 1 = 0.02978887
+    assert_close(p.observed_cagr, 0.029_788_870, "observed CAGR");
+    // required = (25 / 21.5)^(1/4) − 1 = 1.16279070^(1/4) − 1
+    //          = exp(0.15082289 / 4) − 1 = exp(0.03770572) − 1 = 0.03842560
+    assert_close(p.required_cagr, 0.038_425_603, "required CAGR");
+    // R = 0.02978887 / 0.03842560 = 0.775235: 0.60 ≤ R < 0.95.
+    assert_close(p.ratio, 0.775_234_94, "ratio");
+    assert_eq!(p.status, Status::AccelerationNeeded as i32, "{p:?}");
+    assert!(!p.reason.is_empty());
+    // attainment = 22.8 / 25 = 0.912
+    assert_close(p.attainment, 0.912, "attainment");
+    // projected = 22.8 × (1 + observed)^2 = 22.8 × 22.8 / 21.5 = 519.84 / 21.5
+    //           = 24.1786046511…, shown to 6 decimals.
+    assert_eq!(p.projected_value, "24.178605");
+    // still required = (25 / 22.8)^(1/2) − 1 = 1.09649123^(1/2) − 1 = 0.04713477
+    assert_close(p.still_required_cagr, 0.047_134_771, "still required CAGR");
+    assert!(p.as_of.is_some());
+
+    // Unknown target.
+    let err = c
+        .reports
+        .get_target_progress(pb::GetTargetProgressRequest {
+            name: "programs/cq/targets/nope".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = c
+        .reports
+        .get_target_progress(pb::GetTargetProgressRequest::default())
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "name");
+}
+
+#[tokio::test]
+async fn a_revision_changes_the_status_and_as_of_still_shows_the_old_one() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    chongqing_offshore(&mut app, &mut c).await;
+    assert_eq!(
+        c.progress(OFFSHORE_TARGET, None).await.status,
+        Status::AccelerationNeeded as i32
+    );
+
+    // 2020 revised from 22.8 to 23.5:
+    // observed = (23.5 / 21.5)^(1/2) − 1 = 1.09302326^(1/2) − 1 = 0.04547753;
+    // R = 0.04547753 / 0.03842560 = 1.183521 ≥ 0.95: on track.
+    let revised = c.write("offshore", &[("2020", "23.5")]).await;
+    let now = c.progress(OFFSHORE_TARGET, None).await;
+    assert_eq!(now.status, Status::OnTrack as i32, "{now:?}");
+    assert_eq!(now.latest_value, "23.5");
+    assert_close(now.observed_cagr, 0.045_477_525, "observed CAGR");
+    assert_close(now.ratio, 1.183_521_46, "ratio");
+    // attainment = 23.5 / 25 = 0.94
+    assert_close(now.attainment, 0.94, "attainment");
+
+    // As known just before the revision: the old figure and the old status.
+    let before = just_before(&revised[0].known_from);
+    let then = c.progress(OFFSHORE_TARGET, before).await;
+    assert_eq!(then.status, Status::AccelerationNeeded as i32, "{then:?}");
+    assert_eq!(then.latest_value, "22.8");
+    assert_close(then.ratio, 0.775_234_94, "ratio");
+    assert_eq!(then.as_of, before);
+}
+
+#[tokio::test]
+async fn a_passed_target_period_unmet_is_missed() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    chongqing_offshore(&mut app, &mut c).await;
+    // The same 25 but for 2019: 2019's figure 20.6 is known and below it. 2020's
+    // higher figure is after the target period and does not count.
+    app.create_target(
+        "cq",
+        "offshore-2019",
+        pb::Target {
+            target_value: "25".into(),
+            unit_multiplier: 8,
+            target_period: "2019".into(),
+            ..level_target("indicators/offshore")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/cq/targets/offshore-2019", None).await;
+    assert_eq!(p.status, Status::Missed as i32, "{p:?}");
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2019", "20.6")
+    );
+    // attainment = 20.6 / 25 = 0.824
+    assert_close(p.attainment, 0.824, "attainment");
+    assert!(!p.reason.is_empty());
+}
+
+#[tokio::test]
+async fn target_in_billions_on_an_indicator_in_hundred_millions_is_achieved() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("cq").await;
+    create_indicator(&mut app, "services-total", |i| {
+        i.flow = pb::indicator::Flow::Total as i32;
+        i.service_category = "S".into();
+        i.dimensions.clear();
+    })
+    .await;
+    // 250 × 10^8 = 25 × 10^9; 310 × 10^8 = 31 × 10^9.
+    c.write("services-total", &[("2019", "250"), ("2020", "310")])
+        .await;
+    // "30 billion USD in 2020": 30 × 10^9.
+    app.create_target(
+        "cq",
+        "services-2020",
+        level_target("indicators/services-total"),
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/cq/targets/services-2020", None).await;
+    assert_eq!(p.status, Status::Achieved as i32, "{p:?}");
+    // Values are shown in the target's unit: billions.
+    assert_eq!((p.unit.as_str(), p.unit_multiplier), ("USD", 9));
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2019", "25")
+    );
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2020", "31")
+    );
+    assert_eq!(p.target_value, "30");
+    // attainment = 31 / 30 = 1.033333
+    assert_close(p.attainment, 1.033_333_333, "attainment");
+    assert!(!p.reason.is_empty());
+}
+
+#[tokio::test]
+async fn lower_is_better_growth_rate_and_not_assessable_targets() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    let lower = |indicator: &str| pb::Target {
+        title: "Down to 50 by 2020".into(),
+        target_value: "50".into(),
+        unit_multiplier: 8,
+        target_period: "2020".into(),
+        direction: pb::Direction::LowerIsBetter as i32,
+        ..level_target(indicator)
+    };
+
+    // Lower is better, falling: 100 (2015) → 65 (2018), target 50 in 2020.
+    create_indicator(&mut app, "falling", |_| {}).await;
+    c.write("falling", &[("2015", "100"), ("2018", "65")]).await;
+    app.create_target("p", "falling", lower("indicators/falling"))
+        .await
+        .unwrap();
+    let p = c.progress("programs/p/targets/falling", None).await;
+    // observed = 0.65^(1/3) − 1 = exp(−0.43078292 / 3) − 1 = 0.86623911 − 1 = −0.13376089
+    // required = 0.5^(1/5) − 1 = 0.87055056 − 1 = −0.12944944
+    // R = −1 × −0.13376089 / 0.12944944 = 1.033306 ≥ 0.95: on track.
+    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    assert_close(p.observed_cagr, -0.133_760_895, "observed CAGR");
+    assert_close(p.required_cagr, -0.129_449_437, "required CAGR");
+    assert_close(p.ratio, 1.033_306_116, "ratio");
+
+    // Lower is better, rising: 100 → 110 over 3 years.
+    create_indicator(&mut app, "rising", |_| {}).await;
+    c.write("rising", &[("2015", "100"), ("2018", "110")]).await;
+    app.create_target("p", "rising", lower("indicators/rising"))
+        .await
+        .unwrap();
+    let p = c.progress("programs/p/targets/rising", None).await;
+    // observed = 1.1^(1/3) − 1 = 0.03228012; R = −0.03228012 / 0.12944944 = −0.249365.
+    assert_eq!(p.status, Status::Deterioration as i32, "{p:?}");
+    assert_close(p.ratio, -0.249_364_665, "ratio");
+
+    // A growth-rate target: 10 % a year from 2015 to 2020; 100 → 121 by 2017.
+    create_indicator(&mut app, "growing", |_| {}).await;
+    c.write("growing", &[("2015", "100"), ("2017", "121")])
+        .await;
+    app.create_target(
+        "p",
+        "growing",
+        pb::Target {
+            title: "Grow 10 % a year".into(),
+            kind: pb::target::Kind::GrowthRate as i32,
+            target_value: "10".into(),
+            unit_multiplier: 0,
+            baseline_period: "2015".into(),
+            target_period: "2020".into(),
+            ..level_target("indicators/growing")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/p/targets/growing", None).await;
+    // observed = (121 / 100)^(1/2) − 1 = 1.1 − 1 = 0.1 = required: R = 1, on track.
+    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    assert_close(p.observed_cagr, 0.1, "observed CAGR");
+    assert_close(p.required_cagr, 0.1, "required CAGR");
+    assert_close(p.ratio, 1.0, "ratio");
+    // attainment = observed / required = 1.
+    assert_close(p.attainment, 1.0, "attainment");
+    // Values in the indicator's unit (10^8 USD); the target value is percent a year.
+    assert_eq!(p.unit_multiplier, 8);
+    assert_eq!(p.target_value, "10");
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2015", "100")
+    );
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2017", "121")
+    );
+    // projected = 121 × 1.1^3 = 121 × 1.331 = 161.051; the path ends at
+    // 100 × 1.1^5 = 161.051 too, so 10 % a year is still what it takes.
+    assert_eq!(p.projected_value, "161.051");
+    assert_close(p.still_required_cagr, 0.1, "still required CAGR");
+
+    // No data at all.
+    create_indicator(&mut app, "empty", |_| {}).await;
+    app.create_target("p", "empty", level_target("indicators/empty"))
+        .await
+        .unwrap();
+    let p = c.progress("programs/p/targets/empty", None).await;
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
+    assert!(p.reason.contains("no complete"), "{}", p.reason);
+    assert_eq!(
+        (p.latest_value.as_str(), p.baseline_value.as_str()),
+        ("", "")
+    );
+    assert_eq!((p.observed_cagr, p.ratio, p.attainment), (None, None, None));
+    assert_eq!(p.projected_value, "");
+
+    // One data point only: 2018 = 250 × 10^8, below 30 × 10^9.
+    create_indicator(&mut app, "single", |_| {}).await;
+    c.write("single", &[("2018", "250")]).await;
+    app.create_target("p", "single", level_target("indicators/single"))
+        .await
+        .unwrap();
+    let p = c.progress("programs/p/targets/single", None).await;
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
+    assert!(p.reason.contains("one data point"), "{}", p.reason);
+    assert_eq!(p.latest_value, "25");
+}
+
+#[tokio::test]
+async fn an_annual_target_on_monthly_data_uses_complete_years_only() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    create_indicator(&mut app, "monthly", monthly).await;
+    // 2019: 12 × 10 = 120; 2020: 12 × 11 = 132; 2021: six months of 50 (300 so far,
+    // already above the target, but not a complete year).
+    let mut values: Vec<(String, &str)> = Vec::new();
+    for m in 1..=12 {
+        values.push((format!("2019-M{m:02}"), "10"));
+        values.push((format!("2020-M{m:02}"), "11"));
+    }
+    for m in 1..=6 {
+        values.push((format!("2021-M{m:02}"), "50"));
+    }
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(p, v)| (p.as_str(), *v)).collect();
+    c.write("monthly", &pairs).await;
+    app.create_target(
+        "p",
+        "t",
+        pb::Target {
+            target_value: "200".into(),
+            unit_multiplier: 8,
+            target_period: "2022".into(),
+            ..level_target("indicators/monthly")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/p/targets/t", None).await;
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2020", "132")
+    );
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2019", "120")
+    );
+    // observed = 132 / 120 − 1 = 0.1; required = (200 / 120)^(1/3) − 1
+    // = (5/3)^(1/3) − 1 = exp(0.51082562 / 3) − 1 = 0.18563110;
+    // R = 0.1 / 0.18563110 = 0.538703: limited progress (0 ≤ R < 0.60).
+    assert_close(p.observed_cagr, 0.1, "observed CAGR");
+    assert_close(p.required_cagr, 0.185_631_101, "required CAGR");
+    assert_close(p.ratio, 0.538_702_832, "ratio");
+    assert_eq!(p.status, Status::LimitedProgress as i32, "{p:?}");
+}
+
+#[tokio::test]
+async fn a_baseline_fixed_by_the_target_is_used_and_shown_in_its_unit() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    create_indicator(&mut app, "total", |_| {}).await;
+    // One figure only: 2018 = 200 × 10^8 = 20 × 10^9.
+    c.write("total", &[("2018", "200")]).await;
+    // 30 × 10^9 in 2020 from a baseline of 10 × 10^9 in 2015 that the target states.
+    app.create_target(
+        "p",
+        "t",
+        pb::Target {
+            baseline_value: "10".into(),
+            baseline_period: "2015".into(),
+            ..level_target("indicators/total")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/p/targets/t", None).await;
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2015", "10")
+    );
+    assert_eq!(
+        (p.latest_period.as_str(), p.latest_value.as_str()),
+        ("2018", "20")
+    );
+    // observed = (20 / 10)^(1/3) − 1 = 2^(1/3) − 1 = 0.25992105
+    // required = (30 / 10)^(1/5) − 1 = 3^(1/5) − 1 = 0.24573094
+    // R = 0.25992105 / 0.24573094 = 1.057747: on track.
+    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    assert_close(p.observed_cagr, 0.259_921_050, "observed CAGR");
+    assert_close(p.required_cagr, 0.245_730_940, "required CAGR");
+    assert_close(p.ratio, 1.057_746_535, "ratio");
+    // attainment = 20 / 30; projected = 20 × 2^(2/3) = 20 × 1.58740105 = 31.748021;
+    // still required = (30 / 20)^(1/2) − 1 = 1.22474487 − 1 = 0.22474487.
+    assert_close(p.attainment, 0.666_666_667, "attainment");
+    assert_eq!(p.projected_value, "31.748021");
+    assert_close(p.still_required_cagr, 0.224_744_871, "still required CAGR");
+}
+
+#[tokio::test]
+async fn a_growth_target_with_a_stated_baseline_reads_it_in_the_indicator_unit() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    create_indicator(&mut app, "growing", |_| {}).await;
+    // Only 2017 = 121 (× 10^8 USD) is in the data; the target states 2015 = 100.
+    c.write("growing", &[("2017", "121")]).await;
+    app.create_target(
+        "p",
+        "growing",
+        pb::Target {
+            title: "Grow 10 % a year from 100".into(),
+            kind: pb::target::Kind::GrowthRate as i32,
+            target_value: "10".into(),
+            unit_multiplier: 0,
+            baseline_value: "100".into(),
+            baseline_period: "2015".into(),
+            target_period: "2020".into(),
+            ..level_target("indicators/growing")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/p/targets/growing", None).await;
+    // Values of a growth-rate target are shown in the indicator's unit (10^8 USD, as
+    // the growth_rate case above shows for a baseline read from the data), so the
+    // stated baseline must come back as it was written, and count in the same unit.
+    assert_eq!(p.unit_multiplier, 8);
+    assert_eq!(
+        (p.baseline_period.as_str(), p.baseline_value.as_str()),
+        ("2015", "100")
+    );
+    // observed = (121 / 100)^(1/2) − 1 = 0.1 = required: R = 1, on track.
+    assert_close(p.observed_cagr, 0.1, "observed CAGR");
+    assert_close(p.ratio, 1.0, "ratio");
+    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+}
+
+#[tokio::test]
+async fn list_target_progress_returns_every_target_in_name_order() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    chongqing_offshore(&mut app, &mut c).await;
+    // Created out of order: c, a (plus offshore-2022 from the fixture).
+    create_indicator(&mut app, "empty", |_| {}).await;
+    app.create_target("cq", "c-empty", level_target("indicators/empty"))
+        .await
+        .unwrap();
+    app.create_target(
+        "cq",
+        "a-offshore-2019",
+        pb::Target {
+            target_value: "25".into(),
+            unit_multiplier: 8,
+            target_period: "2019".into(),
+            ..level_target("indicators/offshore")
+        },
+    )
+    .await
+    .unwrap();
+    let list = c
+        .reports
+        .list_target_progress(pb::ListTargetProgressRequest {
+            parent: "programs/cq".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .progress;
+    let got: Vec<(&str, i32)> = list.iter().map(|p| (p.target.as_str(), p.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("programs/cq/targets/a-offshore-2019", Status::Missed as i32),
+            ("programs/cq/targets/c-empty", Status::NotAssessable as i32),
+            (OFFSHORE_TARGET, Status::AccelerationNeeded as i32),
+        ]
+    );
+
+    let err = c
+        .reports
+        .list_target_progress(pb::ListTargetProgressRequest {
+            parent: "programs/no-such-programme".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert_eq!(reason(&err), "NOT_FOUND");
+}
+
+// ---------------------------------------------------------------------------------------
+// QueryBreakdown
+
+fn breakdown_request(period: &str) -> pb::QueryBreakdownRequest {
+    pb::QueryBreakdownRequest {
+        period: period.into(),
+        region: "CN-CQ".into(),
+        flow: pb::indicator::Flow::Export as i32,
+        group_by: pb::BreakdownDimension::ServiceCategory as i32,
+        ..Default::default()
+    }
+}
+
+/// `(key, value, indicators)` of each group.
+fn groups(r: &pb::QueryBreakdownResponse) -> Vec<(&str, &str, Vec<&str>)> {
+    r.groups
+        .iter()
+        .map(|g| {
+            (
+                g.key.as_str(),
+                g.value.as_str(),
+                g.indicators.iter().map(|s| s.as_str()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn breakdown_by_service_category_in_the_smallest_unit() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    for (id, category, multiplier, value) in [
+        ("ex-sc", "SC", 8, "21.5"),
+        ("ex-si", "SI", 8, "12.25"),
+        ("ex-sj", "SJ", 8, "6"),
+        ("ex-sk", "SK", 4, "2500"),
+    ] {
+        create_indicator(&mut app, id, |i| {
+            i.service_category = category.into();
+            i.unit_multiplier = multiplier;
+            // All ITO (the helper's) but the cultural one.
+            if category == "SK" {
+                i.dimensions.insert("outsourcing".into(), "BPO".into());
+            }
+        })
+        .await;
+        c.write(id, &[("2020", value)]).await;
+    }
+    // Left out by the filter: an import, and an export of another region.
+    create_indicator(&mut app, "im-sc", |i| {
+        i.flow = pb::indicator::Flow::Import as i32;
+        i.service_category = "SC".into();
+    })
+    .await;
+    c.write("im-sc", &[("2020", "100")]).await;
+    create_indicator(&mut app, "bj-sc", |i| {
+        i.region = "CN-BJ".into();
+        i.service_category = "SC".into();
+    })
+    .await;
+    c.write("bj-sc", &[("2020", "50")]).await;
+
+    let b = c.breakdown(breakdown_request("2020")).await;
+    assert_eq!(b.period, "2020");
+    // The smallest multiplier, 10^4: 21.5 × 10^8 = 215000 × 10^4, 12.25 × 10^8 =
+    // 122500 × 10^4, 6 × 10^8 = 60000 × 10^4, and 2500 × 10^4 as it is.
+    assert_eq!((b.unit.as_str(), b.unit_multiplier), ("USD", 4));
+    assert_eq!(
+        groups(&b),
+        vec![
+            ("SC", "215000", vec!["indicators/ex-sc"]),
+            ("SI", "122500", vec!["indicators/ex-si"]),
+            ("SJ", "60000", vec!["indicators/ex-sj"]),
+            ("SK", "2500", vec!["indicators/ex-sk"]),
+        ]
+    );
+    // 215000 + 122500 + 60000 + 2500 = 400000.
+    assert_eq!(b.total, "400000");
+    // Shares: 215000 / 400000 = 53.75 %, 122500 / 400000 = 30.625 %,
+    // 60000 / 400000 = 15 %, 2500 / 400000 = 0.625 %; together 100 %.
+    let shares: Vec<f64> = b.groups.iter().map(|g| g.share).collect();
+    for (got, want) in shares.iter().zip([53.75, 30.625, 15.0, 0.625]) {
+        assert_close(Some(*got), want, "share");
+    }
+    assert_close(Some(shares.iter().sum()), 100.0, "sum of shares");
+    assert!(b.missing.is_empty(), "{:?}", b.missing);
+
+    // By region, exports only: CN-BJ 50 × 10^8 = 500000 × 10^4 against CN-CQ's 400000.
+    let by_region = c
+        .breakdown(pb::QueryBreakdownRequest {
+            region: String::new(),
+            group_by: pb::BreakdownDimension::Region as i32,
+            ..breakdown_request("2020")
+        })
+        .await;
+    let keys: Vec<(&str, &str)> = by_region
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.value.as_str()))
+        .collect();
+    assert_eq!(keys, vec![("CN-BJ", "500000"), ("CN-CQ", "400000")]);
+    assert_eq!(by_region.total, "900000");
+
+    // By a free dimension: ITO = 215000 + 122500 + 60000 = 397500, BPO = 2500.
+    let by_kind = c
+        .breakdown(pb::QueryBreakdownRequest {
+            group_by: pb::BreakdownDimension::Free as i32,
+            dimension_key: "outsourcing".into(),
+            ..breakdown_request("2020")
+        })
+        .await;
+    let keys: Vec<(&str, &str)> = by_kind
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.value.as_str()))
+        .collect();
+    assert_eq!(keys, vec![("ITO", "397500"), ("BPO", "2500")]);
+    // 397500 / 400000 = 99.375 %.
+    assert_close(Some(by_kind.groups[0].share), 99.375, "ITO share");
+    // Filtered on the dimension: the BPO indicator alone, 100 %.
+    let bpo = c
+        .breakdown(pb::QueryBreakdownRequest {
+            dimensions: [("outsourcing".to_string(), "BPO".to_string())].into(),
+            ..breakdown_request("2020")
+        })
+        .await;
+    assert_eq!(groups(&bpo), vec![("SK", "2500", vec!["indicators/ex-sk"])]);
+    assert_eq!((bpo.unit_multiplier, bpo.total.as_str()), (4, "2500"));
+    assert_close(Some(bpo.groups[0].share), 100.0, "BPO share");
+    let err = c
+        .reports
+        .query_breakdown(pb::QueryBreakdownRequest {
+            group_by: pb::BreakdownDimension::Free as i32,
+            ..breakdown_request("2020")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "dimension_key"), "REQUIRED");
+
+    // A CNY export of Chongqing matches the same filter: the units cannot be added.
+    create_indicator(&mut app, "ex-sd-cny", |i| {
+        i.unit = "CNY".into();
+        i.service_category = "SD".into();
+    })
+    .await;
+    c.write("ex-sd-cny", &[("2020", "3")]).await;
+    let err = c
+        .reports
+        .query_breakdown(breakdown_request("2020"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(reason(&err), "MIXED_UNITS");
+    // Narrowed to the four categories, it answers again.
+    let narrowed = c
+        .breakdown(pb::QueryBreakdownRequest {
+            service_categories: vec!["SC".into(), "SI".into(), "SJ".into(), "SK".into()],
+            ..breakdown_request("2020")
+        })
+        .await;
+    assert_eq!(narrowed.total, "400000");
+
+    // group_by is required.
+    let err = c
+        .reports
+        .query_breakdown(pb::QueryBreakdownRequest {
+            group_by: pb::BreakdownDimension::Unspecified as i32,
+            ..breakdown_request("2020")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "group_by"), "REQUIRED");
+}
+
+#[tokio::test]
+async fn breakdown_rolls_monthly_indicators_up_and_lists_incomplete_ones() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    // SA: monthly, a full 2020 of 1 a month; SB: monthly, January to June only;
+    // SC: annual, 36.
+    create_indicator(&mut app, "full-year", |i| {
+        monthly(i);
+        i.service_category = "SA".into();
+    })
+    .await;
+    create_indicator(&mut app, "half-year", |i| {
+        monthly(i);
+        i.service_category = "SB".into();
+    })
+    .await;
+    create_indicator(&mut app, "annual", |i| {
+        i.service_category = "SC".into();
+    })
+    .await;
+    let full: Vec<String> = (1..=12).map(|m| format!("2020-M{m:02}")).collect();
+    let pairs: Vec<(&str, &str)> = full.iter().map(|p| (p.as_str(), "1")).collect();
+    c.write("full-year", &pairs).await;
+    c.write("half-year", &pairs[..6]).await;
+    c.write("annual", &[("2020", "36")]).await;
+
+    let year = c.breakdown(breakdown_request("2020")).await;
+    // SC 36 and SA 12 × 1 = 12; SB has half a year, so no 2020 value: missing.
+    // Total 48; shares 36 / 48 = 75 %, 12 / 48 = 25 %.
+    assert_eq!(
+        groups(&year),
+        vec![
+            ("SC", "36", vec!["indicators/annual"]),
+            ("SA", "12", vec!["indicators/full-year"]),
+        ]
+    );
+    assert_eq!(year.total, "48");
+    assert_close(Some(year.groups[0].share), 75.0, "SC share");
+    assert_close(Some(year.groups[1].share), 25.0, "SA share");
+    assert_eq!(year.missing, vec!["indicators/half-year".to_string()]);
+
+    // A quarter: the annual indicator is coarser and left out (not missing); both
+    // monthly ones have Q1 = 1 + 1 + 1 = 3, 50 % each.
+    let q1 = c.breakdown(breakdown_request("2020-Q1")).await;
+    assert_eq!(
+        groups(&q1),
+        vec![
+            ("SA", "3", vec!["indicators/full-year"]),
+            ("SB", "3", vec!["indicators/half-year"]),
+        ]
+    );
+    assert_eq!(q1.total, "6");
+    assert_close(Some(q1.groups[0].share), 50.0, "SA share");
+    assert!(q1.missing.is_empty(), "{:?}", q1.missing);
+}
+
+// ---------------------------------------------------------------------------------------
+// GetProgramScorecard
+
+async fn create_initiative(app: &mut TestApp, id: &str, edit: impl FnOnce(&mut pb::Initiative)) {
+    let mut i = initiative(&format!("Initiative {id}"));
+    edit(&mut i);
+    app.programs
+        .create_initiative(pb::CreateInitiativeRequest {
+            parent: "programs/sc".into(),
+            initiative: Some(i),
+            initiative_id: id.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create initiative {id}: {e:?}"));
+}
+
+#[tokio::test]
+async fn scorecard_shows_the_tree_with_statuses_and_latest_values() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("sc").await;
+    create_indicator(&mut app, "offshore", |i| {
+        i.title = "Offshore service outsourcing executed value".into();
+    })
+    .await;
+    c.write(
+        "offshore",
+        &[("2018", "21.5"), ("2019", "20.6"), ("2020", "22.8")],
+    )
+    .await;
+    create_indicator(&mut app, "services-total", |i| {
+        i.flow = pb::indicator::Flow::Total as i32;
+        i.service_category = "S".into();
+    })
+    .await;
+    c.write("services-total", &[("2019", "250"), ("2020", "310")])
+        .await;
+
+    // Ids in the opposite order of the positions: the scorecard follows the positions.
+    create_initiative(&mut app, "a-outsourcing", |i| {
+        i.title = "Develop offshore service outsourcing".into();
+        i.position = 2;
+    })
+    .await;
+    create_initiative(&mut app, "b-e-commerce", |i| {
+        i.title = "Develop cross-border trade e-commerce".into();
+        i.position = 1;
+        i.state = pb::initiative::State::Planned as i32;
+    })
+    .await;
+    create_initiative(&mut app, "a-outsourcing-city", |i| {
+        i.title = "Build the outsourcing demonstration city".into();
+        i.parent_initiative = "programs/sc/initiatives/a-outsourcing".into();
+        i.indicators = vec!["indicators/offshore".into()];
+        i.position = 1;
+    })
+    .await;
+    // A target of the outsourcing area, and a programme-wide one.
+    app.create_target(
+        "sc",
+        "offshore-2022",
+        pb::Target {
+            initiative: "programs/sc/initiatives/a-outsourcing".into(),
+            target_value: "25".into(),
+            unit_multiplier: 8,
+            target_period: "2022".into(),
+            ..level_target("indicators/offshore")
+        },
+    )
+    .await
+    .unwrap();
+    app.create_target(
+        "sc",
+        "services-2020",
+        level_target("indicators/services-total"),
+    )
+    .await
+    .unwrap();
+
+    let card = c
+        .reports
+        .get_program_scorecard(pb::GetProgramScorecardRequest {
+            name: "programs/sc".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(card.program.as_ref().unwrap().name, "programs/sc");
+    assert!(card.as_of.is_some());
+    let tops: Vec<(&str, i32)> = card
+        .initiatives
+        .iter()
+        .map(|c| {
+            let i = c.initiative.as_ref().unwrap();
+            (i.name.as_str(), i.state)
+        })
+        .collect();
+    assert_eq!(
+        tops,
+        vec![
+            (
+                "programs/sc/initiatives/b-e-commerce",
+                pb::initiative::State::Planned as i32
+            ),
+            (
+                "programs/sc/initiatives/a-outsourcing",
+                pb::initiative::State::Active as i32
+            ),
+        ]
+    );
+    // The e-commerce area: nothing under it.
+    let e_commerce = &card.initiatives[0];
+    assert!(e_commerce.children.is_empty());
+    assert!(e_commerce.targets.is_empty());
+    assert!(e_commerce.indicators.is_empty());
+
+    // The outsourcing area: its target (25 × 10^8 in 2022, acceleration needed as
+    // worked out in target_progress_on_the_chongqing_outsourcing_figures) and one child.
+    let outsourcing = &card.initiatives[1];
+    let statuses: Vec<(&str, i32)> = outsourcing
+        .targets
+        .iter()
+        .map(|t| (t.target.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(
+            "programs/sc/targets/offshore-2022",
+            Status::AccelerationNeeded as i32
+        )]
+    );
+    assert!(outsourcing.indicators.is_empty());
+    assert_eq!(outsourcing.children.len(), 1);
+    let city = &outsourcing.children[0];
+    assert_eq!(
+        city.initiative.as_ref().unwrap().name,
+        "programs/sc/initiatives/a-outsourcing-city"
+    );
+    assert!(city.children.is_empty());
+    assert!(city.targets.is_empty());
+    assert_eq!(city.indicators.len(), 1);
+    let latest = &city.indicators[0];
+    assert_eq!(latest.indicator, "indicators/offshore");
+    assert_eq!(latest.title, "Offshore service outsourcing executed value");
+    assert_eq!((latest.unit.as_str(), latest.unit_multiplier), ("USD", 8));
+    assert_eq!(
+        (latest.period.as_str(), latest.value.as_str()),
+        ("2020", "22.8")
+    );
+    // 22.8 − 20.6 = 2.2; 2.2 / 20.6 = 10.679612 %.
+    assert_eq!(latest.change_year_ago, "2.2");
+    assert_close(latest.percent_change_year_ago, 10.679_611_65, "on 2019");
+
+    // The programme-wide target: 31 × 10^9 in 2020 meets 30 × 10^9.
+    let wide: Vec<(&str, i32, &str)> = card
+        .targets
+        .iter()
+        .map(|t| (t.target.as_str(), t.status, t.latest_value.as_str()))
+        .collect();
+    assert_eq!(
+        wide,
+        vec![(
+            "programs/sc/targets/services-2020",
+            Status::Achieved as i32,
+            "31"
+        )]
+    );
+
+    let err = c
+        .reports
+        .get_program_scorecard(pb::GetProgramScorecardRequest {
+            name: "programs/no-such-programme".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+}
+
+#[tokio::test]
+async fn scorecard_of_the_builtin_chongqing_programme() {
+    let app = spawn_app().await;
+    let mut c = clients(&app).await;
+    assert!(tradewatch::seed::load(&app.pool).await.unwrap());
+    let card = c
+        .reports
+        .get_program_scorecard(pb::GetProgramScorecardRequest {
+            name: "programs/cq-2015-service-trade".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The seven development areas in the document's order, with the 3+2+2+2+1+3+2
+    // measures the text names under them.
+    let areas: Vec<(&str, usize)> = card
+        .initiatives
+        .iter()
+        .map(|c| {
+            (
+                c.initiative.as_ref().unwrap().title.as_str(),
+                c.children.len(),
+            )
+        })
+        .collect();
+    assert_eq!(areas.len(), 7, "{areas:?}");
+    assert_eq!(areas[0], ("Develop cross-border trade e-commerce", 3));
+    assert_eq!(areas[6], ("Develop offshore service outsourcing", 2));
+    let counts: Vec<usize> = areas.iter().map(|a| a.1).collect();
+    assert_eq!(counts, vec![3, 2, 2, 2, 1, 3, 2]);
+    // The headline target (30 billion USD in 2020) belongs to no area; no figures are
+    // loaded, so it cannot be assessed, and the answer says why.
+    assert_eq!(card.targets.len(), 1);
+    let headline = &card.targets[0];
+    assert_eq!(
+        headline.target,
+        "programs/cq-2015-service-trade/targets/services-trade-2020"
+    );
+    assert_eq!(
+        headline.status,
+        Status::NotAssessable as i32,
+        "{headline:?}"
+    );
+    assert!(!headline.reason.is_empty());
+    assert_eq!(headline.latest_value, "");
+}
