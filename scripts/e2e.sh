@@ -350,6 +350,73 @@ rpc tradewatch.v1.ProgramService/GetTarget "{\"name\": \"$TARGET\"}"
 check "the programme's own target is untouched" json '.targetValue == "30"'
 
 # ---------------------------------------------------------------------------------------
+# Observations and reports (the figures below are synthetic test values, not statistics)
+# ---------------------------------------------------------------------------------------
+
+SERIES="indicators/cq-services-trade-total"
+step "BatchCreateObservations: synthetic 2018-2020 values of $SERIES (10^8 USD)"
+rpc tradewatch.v1.ObservationService/BatchCreateObservations "{\"observations\": [
+  {\"name\": \"$SERIES/observations/2018\", \"value\": \"250\", \"status\": \"STATUS_PROVISIONAL\", \"source\": \"e2e synthetic\"},
+  {\"name\": \"$SERIES/observations/2019\", \"value\": \"280\", \"source\": \"e2e synthetic\"},
+  {\"name\": \"$SERIES/observations/2020\", \"value\": \"290\", \"source\": \"e2e synthetic\"}]}"
+check "3 inserted" json '.inserted == "3"'
+FIRST_KNOWN=$(jq -r '.observations[0].knownFrom' <<<"$OUT" 2>/dev/null || echo "")
+
+step "GetTargetProgress before the 2020 revision: 290 x 10^8 < 30 x 10^9, the target year is reached"
+rpc tradewatch.v1.ReportingService/GetTargetProgress "{\"name\": \"$TARGET\"}"
+check "status STATUS_MISSED" json '.status == "STATUS_MISSED"'
+check "latest 2020 = 29 (in 10^9 USD)" json '.latestPeriod == "2020" and .latestValue == "29"'
+
+step "Revise 2020 to 310 (the same call again is a no-op)"
+rpc tradewatch.v1.ObservationService/BatchCreateObservations "{\"observations\": [
+  {\"name\": \"$SERIES/observations/2020\", \"value\": \"310\", \"source\": \"e2e synthetic\"}]}"
+check "1 revised" json '.revised == "1"'
+rpc tradewatch.v1.ObservationService/BatchCreateObservations "{\"observations\": [
+  {\"name\": \"$SERIES/observations/2020\", \"value\": \"310\", \"source\": \"e2e synthetic\"}]}"
+check "the identical write is unchanged" json '.unchanged == "1" and (.revised // "0") == "0"'
+rpc tradewatch.v1.ObservationService/ListObservationRevisions "{\"name\": \"$SERIES/observations/2020\"}"
+check "2020 has two versions, the first closed" \
+    json '(.revisions | length) == 2 and .revisions[0].value == "290" and (.revisions[0].knownUntil != null) and .revisions[1].value == "310"'
+
+step "GetTargetProgress now, and as of before the revision"
+rpc tradewatch.v1.ReportingService/GetTargetProgress "{\"name\": \"$TARGET\"}"
+check "status STATUS_ACHIEVED with latest 31" json '.status == "STATUS_ACHIEVED" and .latestValue == "31"'
+rpc tradewatch.v1.ReportingService/GetTargetProgress "{\"name\": \"$TARGET\", \"as_of\": \"$FIRST_KNOWN\"}"
+check "as of the first load: still STATUS_MISSED with 29" json '.status == "STATUS_MISSED" and .latestValue == "29"'
+
+step "QuerySeries with percent change on a year earlier"
+rpc tradewatch.v1.ReportingService/QuerySeries "{\"indicator\": \"$SERIES\", \"transform\": \"TRANSFORM_PERCENT_CHANGE_YEAR_AGO\", \"start_period\": \"2019\"}"
+# 280 / 250 - 1 = 12 %; 310 / 280 - 1 = 10.714285... %
+check "2019: 12 %, 2020: 10.714 %" \
+    json '(.points | length) == 2 and (.points[0].rate - 12 | fabs) < 1e-9 and (.points[1].rate - 10.714285714 | fabs) < 1e-6'
+
+step "GetProgramScorecard $PROGRAM"
+rpc tradewatch.v1.ReportingService/GetProgramScorecard "{\"name\": \"$PROGRAM\"}"
+check "7 development areas, the first by position" \
+    json '(.initiatives | length) == 7 and .initiatives[0].initiative.title == "Develop cross-border trade e-commerce"'
+check "the programme-wide target is achieved" json '.targets[0].status == "STATUS_ACHIEVED"'
+
+step "CLI: export CSV, import it back (all unchanged), export SDMX-CSV"
+"$BIN" export --server "http://$ADDR" --output "$WORK_DIR/export.csv" >/dev/null 2>&1 && RC=0 || RC=$?
+check "tradewatch export writes 3 rows after the header" \
+    eval '[[ $RC -eq 0 && $(wc -l <"$WORK_DIR/export.csv") -eq 4 ]]'
+OUT=$("$BIN" import --server "http://$ADDR" "$WORK_DIR/export.csv" 2>&1) && RC=0 || RC=$?
+check "tradewatch import of the export: 0 inserted, 0 revised, 3 unchanged" \
+    eval '[[ $RC -eq 0 ]] && grep -q "0 inserted, 0 revised, 3 unchanged" <<<"$OUT"'
+printf 'indicator,period,value,status,comment,source\ncq-services-trade-total,2021,1,X,,\n' >"$WORK_DIR/bad.csv"
+OUT=$("$BIN" import --server "http://$ADDR" "$WORK_DIR/bad.csv" 2>&1) && RC=0 || RC=$?
+check "a bad status code is refused, with its CSV line" eval '[[ $RC -ne 0 ]] && grep -q "line 2" <<<"$OUT"'
+"$BIN" export --server "http://$ADDR" --format sdmx-csv --output "$WORK_DIR/export.sdmx.csv" >/dev/null 2>&1 && RC=0 || RC=$?
+check "tradewatch export --format sdmx-csv starts with the SDMX-CSV header" \
+    eval '[[ $RC -eq 0 ]] && head -1 "$WORK_DIR/export.sdmx.csv" | grep -q "^DATAFLOW,INDICATOR,FREQ,TIME_PERIOD,OBS_VALUE"'
+
+step "WatchObservations from the beginning (first message)"
+OUT=$(timeout 5 grpcurl -plaintext -d '{"from_beginning": true}' "$ADDR" tradewatch.v1.ObservationService/WatchObservations 2>&1 | sed -n '1,/^}/p') || true
+RC=0
+check "the feed replays the 3 inserts and the revision, with a cursor" \
+    json '(.changes | length) == 4 and .changes[3].kind == "KIND_REVISED" and (.cursor | length) > 0'
+
+# ---------------------------------------------------------------------------------------
 # Python SDK generated from the protos
 # ---------------------------------------------------------------------------------------
 

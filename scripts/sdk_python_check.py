@@ -100,6 +100,11 @@ def main():
                 fatal(f"could not connect to {addr} within {TIMEOUT} s")
             programs = program_service_pb2_grpc.ProgramServiceStub(channel)
             run_checks(programs, program_service_pb2, program_pb2)
+            reporting_pb2 = importlib.import_module("tradewatch.v1.reporting_service_pb2")
+            reporting_pb2_grpc = importlib.import_module("tradewatch.v1.reporting_service_pb2_grpc")
+            report_pb2 = importlib.import_module("tradewatch.v1.report_pb2")
+            reports = reporting_pb2_grpc.ReportingServiceStub(channel)
+            run_report_checks(reports, reporting_pb2, report_pb2)
 
     if failures:
         print(f"sdk_python_check: {failures} check(s) failed", file=sys.stderr)
@@ -186,6 +191,24 @@ def run_checks(programs, pb, program_pb2):
     check("details contain a google.rpc.ErrorInfo with domain tradewatch.dev",
           any(i.domain == "tradewatch.dev" and i.reason for i in infos),
           str([(i.domain, i.reason) for i in infos]))
+
+
+def run_report_checks(reports, pb, report_pb2):
+    """Target progress as scripts/e2e.sh left it: synthetic 2018-2020 values of 250, 280
+    and 310 (x 10^8 USD) against 30 x 10^9 USD in 2020."""
+    target = f"{PROGRAM}/targets/services-trade-2020"
+    print(f"== GetTargetProgress {target}")
+    progress = reports.GetTargetProgress(pb.GetTargetProgressRequest(name=target), timeout=TIMEOUT)
+    check("status is STATUS_ACHIEVED",
+          progress.status == report_pb2.TargetProgress.STATUS_ACHIEVED,
+          report_pb2.TargetProgress.Status.Name(progress.status))
+    check("latest 2020 value is 31 (x 10^9 USD)",
+          (progress.latest_period, progress.latest_value, progress.unit_multiplier) == ("2020", "31", 9),
+          f"{progress.latest_period} {progress.latest_value} x 10^{progress.unit_multiplier}")
+    # attainment = 31 / 30
+    check("attainment is 31/30",
+          progress.HasField("attainment") and abs(progress.attainment - 31 / 30) < 1e-12,
+          str(progress.attainment))
 
 
 if __name__ == "__main__":
