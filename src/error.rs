@@ -58,8 +58,19 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
+/// Budget, in bytes, for the error details of one status. Details travel in the
+/// `grpc-status-details-bin` trailer, and HTTP/2 clients cap a header block (16 KiB by
+/// default in hyper, hence in tonic): a status whose details exceed it never reaches
+/// the caller. Violations beyond the budget are left out, and the message says so.
+pub const DETAILS_BUDGET: usize = 8 * 1024;
+
+/// Violations shown in the status message itself (all of them are in the details).
+const IN_MESSAGE: usize = 3;
+
 fn describe(v: &[FieldViolation]) -> String {
-    v.iter()
+    let mut text = v
+        .iter()
+        .take(IN_MESSAGE)
         .map(|f| {
             if f.field.is_empty() {
                 f.description.clone()
@@ -68,7 +79,14 @@ fn describe(v: &[FieldViolation]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if v.len() > IN_MESSAGE {
+        text.push_str(&format!(
+            "; and {} more (see the google.rpc.BadRequest details)",
+            v.len() - IN_MESSAGE
+        ));
+    }
+    text
 }
 
 impl Error {
@@ -199,8 +217,13 @@ impl From<Error> for Status {
         details.set_error_info(reason, ERROR_DOMAIN, metadata);
         match e {
             Error::InvalidArgument(violations) => {
+                let mut used = 0;
                 let fv: Vec<tonic_types::FieldViolation> = violations
                     .into_iter()
+                    .take_while(|v| {
+                        used += v.field.len() + v.description.len() + v.reason.len() + 16;
+                        used <= DETAILS_BUDGET
+                    })
                     .map(|v| {
                         let mut f = tonic_types::FieldViolation::new(v.field, v.description);
                         f.reason = v.reason.to_owned();

@@ -23,7 +23,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::observation_service_server::ObservationService;
 use crate::store::observations::{
     self as store, ChangeKind, ExportRow, FeedPosition, IndicatorRef, ListFilter, StagedRow,
-    Staging, Version,
+    StagingHandle, Version,
 };
 
 /// Most observations in one BatchCreateObservations call or one import message.
@@ -304,17 +304,27 @@ impl Resolver {
 
 fn refuse_rows(errors: Vec<FieldViolation>, total: i64) -> Status {
     let shown: Vec<FieldViolation> = errors.into_iter().take(MAX_REPORTED_ERRORS).collect();
-    let first = shown.first().map(|f| f.field.clone()).unwrap_or_default();
+    let first = shown
+        .first()
+        .map(|f| format!("{}: {}", f.field, f.description))
+        .unwrap_or_default();
+    let found = shown.len();
     let mut status: Status = Error::InvalidArgument(shown).into();
     let message = format!(
-        "nothing was written: the request has invalid rows (first: {first}; {total} rows read; \
-         at most {MAX_REPORTED_ERRORS} problems are listed in the details)"
+        "nothing was written: {found}{} problems in the {total} rows read; the first: {first} \
+         (the details list the first problems, as many as fit in {} KiB)",
+        if found == MAX_REPORTED_ERRORS {
+            " or more"
+        } else {
+            ""
+        },
+        crate::error::DETAILS_BUDGET / 1024
     );
     status = Status::with_details(status.code(), message, status.details().to_vec().into());
     status
 }
 
-async fn check_duplicates(staging: &mut Staging, field: &str) -> Result<(), Status> {
+async fn check_duplicates(staging: &mut StagingHandle, field: &str) -> Result<(), Status> {
     let dups = staging.duplicates(MAX_REPORTED_ERRORS as i64).await?;
     if dups.is_empty() {
         return Ok(());
@@ -499,8 +509,8 @@ impl ObservationService for ObservationApi {
             .iter()
             .map(|r| (r.indicator_key, r.period.to_string()))
             .collect();
-        let mut staging = Staging::begin(&self.ctx.pool).await?;
-        staging.append(&rows).await?;
+        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
+        staging.append(rows).await?;
         check_duplicates(&mut staging, "observations").await?;
         let merged = staging
             .merge("BatchCreateObservations", validate_only)
@@ -526,7 +536,7 @@ impl ObservationService for ObservationApi {
         request: Request<Streaming<pb::ImportObservationsRequest>>,
     ) -> Result<Response<pb::ImportObservationsResponse>, Status> {
         let mut stream = request.into_inner();
-        let mut staging = Staging::begin(&self.ctx.pool).await?;
+        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
         let mut resolver = Resolver::new();
         let mut errors = Vec::new();
         let mut next: i64 = 0;
@@ -555,7 +565,7 @@ impl ObservationService for ObservationApi {
                 .await?;
             next += observations.len() as i64;
             if errors.is_empty() {
-                staging.append(&rows).await?;
+                staging.append(rows).await?;
             } else if errors.len() >= MAX_REPORTED_ERRORS {
                 // Enough to report; stop reading (the client sees the error on its send).
                 break;
@@ -741,9 +751,9 @@ impl ObservationService for ObservationApi {
             .await?
             .remove(name.indicator.as_str())
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let mut staging = Staging::begin(&self.ctx.pool).await?;
+        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
         staging
-            .append(&[StagedRow {
+            .append(vec![StagedRow {
                 index: 0,
                 indicator_key: indicator.key,
                 period: name.period,

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::begin;
 use crate::domain::observation::{ObsStatus, ObservationName};
@@ -122,8 +123,9 @@ pub struct Merged {
     pub commit_time: Option<DateTime<Utc>>,
 }
 
-/// A write in progress: an open transaction with a staging table.
-pub struct Staging {
+/// A write in progress: an open transaction with a staging table. Only used inside the
+/// task of a [`StagingHandle`].
+struct Staging {
     tx: Transaction<'static, Postgres>,
     rows: i64,
     line: String,
@@ -131,7 +133,7 @@ pub struct Staging {
 
 impl Staging {
     /// Opens the transaction and its staging table.
-    pub async fn begin(pool: &PgPool) -> Result<Self> {
+    async fn begin(pool: &PgPool) -> Result<Self> {
         let mut tx = begin(pool).await?;
         sqlx::query(
             "CREATE TEMP TABLE staging ( \
@@ -148,13 +150,8 @@ impl Staging {
         })
     }
 
-    /// Rows staged so far.
-    pub fn rows(&self) -> i64 {
-        self.rows
-    }
-
     /// Streams `rows` into the staging table with one COPY.
-    pub async fn append(&mut self, rows: &[StagedRow]) -> Result<()> {
+    async fn append(&mut self, rows: &[StagedRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -191,7 +188,7 @@ impl Staging {
     }
 
     /// Rows that name the same observation as an earlier row: (index, first index).
-    pub async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
+    async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT idx, first_idx FROM ( \
                SELECT idx, min(idx) OVER (PARTITION BY indicator_key, period) AS first_idx \
@@ -207,7 +204,7 @@ impl Staging {
     /// Classifies and writes the staged rows (see the module docs), or with
     /// `validate_only` only classifies them and rolls back. `method` is recorded with
     /// the commit.
-    pub async fn merge(mut self, method: &str, validate_only: bool) -> Result<Merged> {
+    async fn merge(mut self, method: &str, validate_only: bool) -> Result<Merged> {
         let tx = &mut self.tx;
         let mut commit_time: DateTime<Utc> = Utc::now();
         let mut seq: i64 = 0;
@@ -315,6 +312,104 @@ impl Staging {
             counts,
             commit_time: Some(commit_time),
         })
+    }
+}
+
+enum Command {
+    Append(Vec<StagedRow>, oneshot::Sender<Result<()>>),
+    Duplicates(i64, oneshot::Sender<Result<Vec<(i64, i64)>>>),
+    Merge(&'static str, bool, oneshot::Sender<Result<Merged>>),
+}
+
+/// A write in progress, driven from a task of its own.
+///
+/// The transaction and its `COPY`s run in a spawned task that the caller talks to
+/// through a channel. When a client cancels its call, the caller's future is dropped
+/// at an `await` — but the database conversation is never cut in the middle of a
+/// protocol exchange (a half-sent `COPY` would put the pooled connection out of step
+/// with the server): the task finishes the step it is on, sees the channel closed,
+/// rolls the transaction back and returns the connection clean.
+pub struct StagingHandle {
+    tx: mpsc::Sender<Command>,
+    rows: i64,
+}
+
+fn task_gone() -> Error {
+    Error::internal(anyhow::anyhow!("the staging task ended unexpectedly"))
+}
+
+impl StagingHandle {
+    /// Opens the transaction and its staging table.
+    pub async fn begin(pool: &PgPool) -> Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Command>(2);
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut staging = match Staging::begin(&pool).await {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Some(command) = rx.recv().await {
+                match command {
+                    Command::Append(rows, reply) => {
+                        let _ = reply.send(staging.append(&rows).await);
+                    }
+                    Command::Duplicates(limit, reply) => {
+                        let _ = reply.send(staging.duplicates(limit).await);
+                    }
+                    Command::Merge(method, validate_only, reply) => {
+                        let _ = reply.send(staging.merge(method, validate_only).await);
+                        return;
+                    }
+                }
+            }
+            // The caller went away without merging: nothing is written.
+            if let Err(e) = staging.tx.rollback().await {
+                tracing::warn!(error = %e, "rollback of an abandoned write failed");
+            }
+        });
+        ready_rx.await.map_err(|_| task_gone())??;
+        Ok(Self { tx, rows: 0 })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+        let (reply, response) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| task_gone())?;
+        response.await.map_err(|_| task_gone())?
+    }
+
+    /// Rows staged so far.
+    pub fn rows(&self) -> i64 {
+        self.rows
+    }
+
+    /// Streams `rows` into the staging table with one COPY.
+    pub async fn append(&mut self, rows: Vec<StagedRow>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = rows.len() as i64;
+        self.call(|reply| Command::Append(rows, reply)).await?;
+        self.rows += n;
+        Ok(())
+    }
+
+    /// Rows that name the same observation as an earlier row: (index, first index).
+    pub async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
+        self.call(|reply| Command::Duplicates(limit, reply)).await
+    }
+
+    /// Classifies and writes the staged rows, or with `validate_only` only classifies
+    /// them; see [`Staging::merge`].
+    pub async fn merge(self, method: &'static str, validate_only: bool) -> Result<Merged> {
+        self.call(|reply| Command::Merge(method, validate_only, reply))
+            .await
     }
 }
 

@@ -11,6 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tonic::transport::Channel;
 use tradewatch::embedded_pg::{DEFAULT_DATABASE, EmbeddedPostgres};
 use tradewatch::proto::v1::indicator_service_client::IndicatorServiceClient;
+use tradewatch::proto::v1::observation_service_client::ObservationServiceClient;
 use tradewatch::proto::v1::program_service_client::ProgramServiceClient;
 use tradewatch::{server, store};
 
@@ -129,6 +130,8 @@ pub struct TestApp {
     pub programs: ProgramServiceClient<Channel>,
     /// IndicatorService client.
     pub indicators: IndicatorServiceClient<Channel>,
+    /// ObservationService client.
+    pub observations: ObservationServiceClient<Channel>,
     db_name: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -178,7 +181,8 @@ pub async fn spawn_app() -> TestApp {
         addr,
         pool,
         programs: ProgramServiceClient::new(channel.clone()),
-        indicators: IndicatorServiceClient::new(channel),
+        indicators: IndicatorServiceClient::new(channel.clone()),
+        observations: ObservationServiceClient::new(channel),
         db_name,
         shutdown: Some(tx),
     }
@@ -368,3 +372,134 @@ impl TestApp {
 /// A table-driven invalid-input case: the field expected in the BadRequest, how to spoil
 /// a valid message, and the expected reason.
 pub type Case<T> = (&'static str, Box<dyn Fn(&mut T)>, &'static str);
+
+// ---------------------------------------------------------------------------------------
+// Observations
+
+/// A database of its own, copied from the migrated template, for a test that runs the
+/// real `tradewatch` binary against it; dropped (with FORCE) with the value.
+pub struct TestDatabase {
+    /// URL to pass as `DATABASE_URL`.
+    pub url: String,
+    /// Options to connect to it from the test.
+    pub options: PgConnectOptions,
+    name: String,
+}
+
+/// Creates a fresh database from the template.
+pub async fn create_database() -> TestDatabase {
+    use sqlx::ConnectOptions as _;
+    let shared = shared();
+    let name = format!("tw_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect_with(&shared.admin)
+        .await
+        .expect("connect admin");
+    exec(
+        &mut conn,
+        &format!("CREATE DATABASE {name} TEMPLATE {}", shared.template),
+    )
+    .await;
+    conn.close().await.ok();
+    let options = shared.admin.clone().database(&name);
+    TestDatabase {
+        url: options.to_url_lossy().to_string(),
+        options,
+        name,
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = shared().admin.clone();
+        let db = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// An observation to write.
+pub fn obs(
+    name: &str,
+    value: &str,
+    status: tradewatch::proto::v1::observation::Status,
+) -> tradewatch::proto::v1::Observation {
+    tradewatch::proto::v1::Observation {
+        name: name.into(),
+        value: value.into(),
+        status: status as i32,
+        ..Default::default()
+    }
+}
+
+/// Microseconds since the epoch of a timestamp (the database's precision).
+pub fn micros(t: &Option<prost_types::Timestamp>) -> i64 {
+    let t = t.as_ref().expect("a timestamp");
+    t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+}
+
+/// The timestamp `micros` microseconds after the epoch.
+pub fn at_micros(micros: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    })
+}
+
+/// Runs a `SELECT count(*) ...` (or any single bigint) on `pool`.
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+impl TestApp {
+    /// Creates an indicator of `frequency` with `unit_multiplier`, panicking on failure.
+    pub async fn create_indicator_with(
+        &mut self,
+        id: &str,
+        frequency: tradewatch::proto::v1::Frequency,
+        unit_multiplier: i32,
+    ) -> tradewatch::proto::v1::Indicator {
+        let mut ind = indicator(&format!("Indicator {id}"));
+        ind.frequency = frequency as i32;
+        ind.unit_multiplier = unit_multiplier;
+        self.indicators
+            .create_indicator(tradewatch::proto::v1::CreateIndicatorRequest {
+                indicator: Some(ind),
+                indicator_id: id.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create indicators/{id}: {e:?}"))
+            .into_inner()
+    }
+
+    /// BatchCreateObservations, panicking on failure.
+    pub async fn write(
+        &mut self,
+        observations: Vec<tradewatch::proto::v1::Observation>,
+    ) -> tradewatch::proto::v1::BatchCreateObservationsResponse {
+        self.observations
+            .batch_create_observations(tradewatch::proto::v1::BatchCreateObservationsRequest {
+                observations,
+                validate_only: false,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("BatchCreateObservations: {e:?}"))
+            .into_inner()
+    }
+}

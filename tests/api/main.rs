@@ -2,8 +2,10 @@
 //! clients, against a real PostgreSQL. One binary, one module per area, one database
 //! per test.
 
+mod crash;
 mod helpers;
 mod indicators;
+mod observations;
 mod programs;
 mod reports;
 mod seed;
