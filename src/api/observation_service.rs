@@ -164,10 +164,9 @@ pub fn version_to_proto(v: &Version) -> pb::Observation {
     }
 }
 
-/// Parses one observation to write, naming problems under `prefix`.
+/// Parses one observation to write; problems are named by the bare field (`value`).
 fn parse_observation(
     o: &pb::Observation,
-    prefix: &str,
     v: &mut Violations,
 ) -> Option<observation::ObservationInput> {
     let pb::Observation {
@@ -180,22 +179,11 @@ fn parse_observation(
         known_until: _,
         deleted: _,
     } = o;
-    let name = v.check(&format!("{prefix}.name"), ObservationName::parse(name));
-    let status = v.check(&format!("{prefix}.status"), status_from_proto(*status));
-    let value = status.and_then(|s| {
-        v.check(
-            &format!("{prefix}.value"),
-            observation::check_value(value, s),
-        )
-    });
-    let comment = v.check(
-        &format!("{prefix}.comment"),
-        text::optional_text(comment, MAX_COMMENT),
-    );
-    let source = v.check(
-        &format!("{prefix}.source"),
-        text::optional_line(source, MAX_SOURCE),
-    );
+    let name = v.check("name", ObservationName::parse(name));
+    let status = v.check("status", status_from_proto(*status));
+    let value = status.and_then(|s| v.check("value", observation::check_value(value, s)));
+    let comment = v.check("comment", text::optional_text(comment, MAX_COMMENT));
+    let source = v.check("source", text::optional_line(source, MAX_SOURCE));
     Some(observation::ObservationInput {
         name: name?,
         value: value?,
@@ -249,8 +237,12 @@ impl Resolver {
         for (i, o) in observations.iter().enumerate() {
             let index = first + i as i64;
             let mut v = Violations::new();
-            let parsed = parse_observation(o, &format!("{field}[{index}]"), &mut v);
-            errors.extend(v.into_vec());
+            let parsed = parse_observation(o, &mut v);
+            // Field paths are built only for the rows that have problems.
+            errors.extend(v.into_vec().into_iter().map(|f| FieldViolation {
+                field: format!("{field}[{index}].{}", f.field),
+                ..f
+            }));
             inputs.push((index, parsed));
         }
         let ids: Vec<&str> = inputs

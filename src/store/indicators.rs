@@ -318,6 +318,8 @@ pub async fn delete(
     for sql in [
         "DELETE FROM targets WHERE indicator_id = $1",
         "DELETE FROM initiative_indicators WHERE indicator_id = $1",
+        "DELETE FROM observation_versions WHERE indicator_key = \
+           (SELECT indicator_key FROM indicators WHERE indicator_id = $1)",
         "DELETE FROM indicators WHERE indicator_id = $1",
     ] {
         sqlx::query(sql)

@@ -135,6 +135,10 @@ impl Staging {
     /// Opens the transaction and its staging table.
     async fn begin(pool: &PgPool) -> Result<Self> {
         let mut tx = begin(pool).await?;
+        // Room for the merge's hash joins and aggregates over a large import.
+        sqlx::query("SET LOCAL work_mem = '64MB'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "CREATE TEMP TABLE staging ( \
                idx bigint NOT NULL, indicator_key integer NOT NULL, period text NOT NULL, \
@@ -189,11 +193,17 @@ impl Staging {
 
     /// Rows that name the same observation as an earlier row: (index, first index).
     async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
+        // Statistics first: the planner would otherwise guess the size of the freshly
+        // filled temporary table and pick disk sorts.
+        sqlx::query("ANALYZE staging")
+            .execute(&mut *self.tx)
+            .await?;
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT idx, first_idx FROM ( \
-               SELECT idx, min(idx) OVER (PARTITION BY indicator_key, period) AS first_idx \
-                 FROM staging) d \
-              WHERE idx <> first_idx ORDER BY idx LIMIT $1",
+            "SELECT s.idx, d.first_idx FROM staging s \
+               JOIN (SELECT indicator_key, period, min(idx) AS first_idx FROM staging \
+                      GROUP BY indicator_key, period HAVING count(*) > 1) d \
+                 USING (indicator_key, period) \
+              WHERE s.idx <> d.first_idx ORDER BY s.idx LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&mut *self.tx)
@@ -225,6 +235,14 @@ impl Staging {
             .await?;
             seq = next;
             commit_time = time;
+            // Keep the indicators written to from being deleted until this commits (the
+            // integrity triggers check per statement, not per row).
+            sqlx::query(
+                "SELECT 1 FROM indicators WHERE indicator_key IN \
+                   (SELECT DISTINCT indicator_key FROM staging) FOR KEY SHARE",
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         // I: insert, X: re-create after a deletion, R: revise, D: delete,
         // U: unchanged, N: delete of something that does not exist.
@@ -288,8 +306,7 @@ impl Staging {
             "INSERT INTO observation_versions \
                (indicator_key, period, value, status, comment, source, deleted, known_from, commit_seq) \
              SELECT indicator_key, period, value, status, comment, source, deleted, $1, $2 \
-               FROM classified WHERE action IN ('I', 'X', 'R', 'D') \
-              ORDER BY indicator_key, period",
+               FROM classified WHERE action IN ('I', 'X', 'R', 'D')",
         )
         .bind(commit_time)
         .bind(seq)
@@ -316,7 +333,7 @@ impl Staging {
 }
 
 enum Command {
-    Append(Vec<StagedRow>, oneshot::Sender<Result<()>>),
+    Append(Vec<StagedRow>),
     Duplicates(i64, oneshot::Sender<Result<Vec<(i64, i64)>>>),
     Merge(&'static str, bool, oneshot::Sender<Result<Merged>>),
 }
@@ -355,16 +372,28 @@ impl StagingHandle {
                     return;
                 }
             };
+            // The first failed append; reported by the next command that answers.
+            let mut failed: Option<Error> = None;
             while let Some(command) = rx.recv().await {
                 match command {
-                    Command::Append(rows, reply) => {
-                        let _ = reply.send(staging.append(&rows).await);
+                    Command::Append(rows) => {
+                        if failed.is_none()
+                            && let Err(e) = staging.append(&rows).await
+                        {
+                            failed = Some(e);
+                        }
                     }
                     Command::Duplicates(limit, reply) => {
-                        let _ = reply.send(staging.duplicates(limit).await);
+                        let _ = reply.send(match failed.take() {
+                            Some(e) => Err(e),
+                            None => staging.duplicates(limit).await,
+                        });
                     }
                     Command::Merge(method, validate_only, reply) => {
-                        let _ = reply.send(staging.merge(method, validate_only).await);
+                        let _ = reply.send(match failed.take() {
+                            Some(e) => Err(e),
+                            None => staging.merge(method, validate_only).await,
+                        });
                         return;
                     }
                 }
@@ -389,15 +418,19 @@ impl StagingHandle {
         self.rows
     }
 
-    /// Streams `rows` into the staging table with one COPY.
+    /// Streams `rows` into the staging table with one COPY. Does not wait for the COPY:
+    /// the caller parses the next chunk while PostgreSQL ingests this one (the channel
+    /// holds two chunks, which bounds memory). A failure surfaces at the next
+    /// [`duplicates`](Self::duplicates) or [`merge`](Self::merge).
     pub async fn append(&mut self, rows: Vec<StagedRow>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let n = rows.len() as i64;
-        self.call(|reply| Command::Append(rows, reply)).await?;
-        self.rows += n;
-        Ok(())
+        self.rows += rows.len() as i64;
+        self.tx
+            .send(Command::Append(rows))
+            .await
+            .map_err(|_| task_gone())
     }
 
     /// Rows that name the same observation as an earlier row: (index, first index).

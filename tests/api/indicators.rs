@@ -375,3 +375,66 @@ async fn indicators_page_in_name_order() {
         ["a", "b", "c", "d", "e"].map(|x| format!("indicators/{x}"))
     );
 }
+
+#[tokio::test]
+async fn an_indicator_with_observations_is_deleted_only_with_force() {
+    let mut app = spawn_app().await;
+    app.create_indicator("ind").await;
+    app.observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            observations: vec![pb::Observation {
+                name: "indicators/ind/observations/2020".into(),
+                value: "22.8".into(),
+                ..Default::default()
+            }],
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    let err = app
+        .indicators
+        .delete_indicator(pb::DeleteIndicatorRequest {
+            name: "indicators/ind".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("indicators/ind/observations/2020"),
+        "{}",
+        err.message()
+    );
+    // The database guards the same rule on its own (second line of defence): neither
+    // an orphan version nor deleting an indicator that still has versions.
+    let orphan = sqlx::query(
+        "INSERT INTO observation_versions (indicator_key, period, value, status, known_from, commit_seq) \
+         VALUES (424242, '2020', 1, 'A', now(), 99)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap_err();
+    assert!(orphan.to_string().contains("does not exist"), "{orphan}");
+    let direct = sqlx::query("DELETE FROM indicators WHERE indicator_id = 'ind'")
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        direct.to_string().contains("still has observations"),
+        "{direct}"
+    );
+
+    app.indicators
+        .delete_indicator(pb::DeleteIndicatorRequest {
+            name: "indicators/ind".into(),
+            etag: String::new(),
+            force: true,
+        })
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM observation_versions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
