@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -32,6 +32,13 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "tradewatch.v1.ObservationService",
     "tradewatch.v1.ReportingService",
 ];
+
+/// Most concurrent HTTP/2 streams (calls) per client connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Connections are closed (gracefully) after this long.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+/// Time calls on an aged connection get to finish.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(5 * 60);
 
 /// How often the health reporter checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -76,8 +83,20 @@ pub async fn serve(
         // (INVALID_ARGUMENT, NOT_FOUND, ...) are not server failures worth an ERROR.
         .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
 
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let router = Server::builder()
+        // Limits, documented in the README: streams per connection, HTTP/2 pings that
+        // find dead peers, and a maximum connection age so that a load balancer can
+        // spread long-lived client connections over new replicas (clients reconnect;
+        // WatchObservations clients resume from their cursor).
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(trace)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -89,7 +108,9 @@ pub async fn serve(
         )))
         .add_service(ReportingServiceServer::new(ReportingApi::new(ctx.clone())));
     let serving =
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        // TCP_NODELAY: small gRPC responses must not wait for Nagle's algorithm (tonic
+        // applies its own TCP settings only to listeners it binds itself).
+        router.serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!(grace = ?grace, "shutting down: no new calls, draining in-flight calls");
             let _ = signalled_tx.send(());

@@ -11,6 +11,9 @@ use crate::domain::Period;
 use crate::domain::reporting::Point;
 use crate::error::{Error, Result};
 
+/// Longest a report's statement may run (PostgreSQL `statement_timeout`, 30 s).
+const REPORT_TIMEOUT_SQL: &str = "SET LOCAL statement_timeout = '30s'";
+
 /// A read-only REPEATABLE READ transaction and the instant a report is as of: every
 /// query of the report sees the same data.
 pub struct Snapshot {
@@ -28,6 +31,9 @@ impl Snapshot {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
+        // A runaway report is stopped by the database (DEADLINE_EXCEEDED to the caller)
+        // instead of holding a connection and a snapshot indefinitely.
+        sqlx::query(REPORT_TIMEOUT_SQL).execute(&mut *tx).await?;
         let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
             .fetch_one(&mut *tx)
             .await?;
