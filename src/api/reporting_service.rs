@@ -274,16 +274,30 @@ fn latest(indicator: &Indicator, points: &[Point]) -> pb::IndicatorLatest {
         ..Default::default()
     };
     if let Some(last) = series.iter().rposition(|p| p.value.is_some()) {
+        // Only the last value and the one a year before it matter: transform that tail,
+        // not the whole history.
+        let year_ago = series[last].period.offset(-i64::from(
+            series[last].period.frequency().periods_per_year(),
+        ));
+        let first = year_ago
+            .and_then(|y| {
+                series
+                    .iter()
+                    .position(|p| p.period.ordinal() >= y.ordinal())
+            })
+            .unwrap_or(last);
+        let series = &series[first..=last];
+        let last = series.len() - 1;
         let p = &series[last];
         out.period = p.period.to_string();
         out.value = p.value.as_ref().map(text).unwrap_or_default();
         if let Some((_, Transformed::Exact(d))) =
-            reporting::transform(&series, Transform::ChangeYearAgo).get(last)
+            reporting::transform(series, Transform::ChangeYearAgo).get(last)
         {
             out.change_year_ago = text(d);
         }
         if let Some((_, Transformed::Rate(r))) =
-            reporting::transform(&series, Transform::PercentChangeYearAgo).get(last)
+            reporting::transform(series, Transform::PercentChangeYearAgo).get(last)
         {
             out.percent_change_year_ago = Some(*r);
         }

@@ -6,13 +6,14 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 
-use super::begin;
+use super::begin_snapshot;
 use crate::domain::Period;
 use crate::domain::reporting::Point;
 use crate::error::{Error, Result};
 
-/// Longest a report's statement may run (PostgreSQL `statement_timeout`, 30 s).
-const REPORT_TIMEOUT_SQL: &str = "SET LOCAL statement_timeout = '30s'";
+/// Starts a report: the snapshot's instant, and the longest a report's statement may run
+/// (PostgreSQL `statement_timeout`, 30 s, for this transaction only).
+const REPORT_START_SQL: &str = "SELECT now(), set_config('statement_timeout', '30s', true)";
 
 /// A read-only REPEATABLE READ transaction and the instant a report is as of: every
 /// query of the report sees the same data.
@@ -27,16 +28,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// Opens a snapshot.
     pub async fn open(pool: &PgPool, as_of: Option<DateTime<Utc>>) -> Result<Self> {
-        let mut tx = begin(pool).await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        // A runaway report is stopped by the database (DEADLINE_EXCEEDED to the caller)
+        let mut tx = begin_snapshot(pool).await?;
+        // One round trip: the snapshot's instant, and a statement timeout so that a
+        // runaway report is stopped by the database (DEADLINE_EXCEEDED to the caller)
         // instead of holding a connection and a snapshot indefinitely.
-        sqlx::query(REPORT_TIMEOUT_SQL).execute(&mut *tx).await?;
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut *tx)
-            .await?;
+        let (now, _): (DateTime<Utc>, String) =
+            sqlx::query_as(REPORT_START_SQL).fetch_one(&mut *tx).await?;
         Ok(Self {
             tx,
             as_of,
