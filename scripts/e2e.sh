@@ -427,6 +427,21 @@ check "Python SDK generated from the protos works against the server" \
     python3 scripts/sdk_python_check.py "$ADDR"
 
 # ---------------------------------------------------------------------------------------
+# Node.js client loaded from the protos (@grpc/grpc-js, @grpc/proto-loader)
+# ---------------------------------------------------------------------------------------
+
+step "Node.js SDK check: node scripts/sdk_node/check.js $ADDR"
+OUT=""
+RC=0
+if [[ ! -d scripts/sdk_node/node_modules ]]; then
+    echo "  \$ (cd scripts/sdk_node && npm ci --no-audit --no-fund)"
+    (cd scripts/sdk_node && npm ci --no-audit --no-fund >/dev/null) ||
+        echo "e2e: npm ci in scripts/sdk_node failed" >&2
+fi
+check "Node.js client loaded from the protos works against the server" \
+    node scripts/sdk_node/check.js "$ADDR"
+
+# ---------------------------------------------------------------------------------------
 # Graceful shutdown
 # ---------------------------------------------------------------------------------------
 
