@@ -21,11 +21,39 @@ fn at(prefix: &str, field: &str) -> String {
     format!("{prefix}.{field}")
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
+/// The wire form of an instant.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
-    })
+    }
+}
+
+/// Parses an optional instant of a request, recording a problem under `field`: `Some(None)`
+/// when absent, `None` when invalid.
+pub fn optional_time(
+    v: &mut Violations,
+    field: &str,
+    t: &Option<prost_types::Timestamp>,
+) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(t) = t else {
+        return Some(None);
+    };
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        v.push(
+            field,
+            "INVALID_TIMESTAMP",
+            "nanos must be between 0 and 999,999,999",
+        );
+        return None;
+    }
+    match chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32) {
+        Some(t) => Some(Some(t)),
+        None => {
+            v.push(field, "INVALID_TIMESTAMP", "the timestamp is out of range");
+            None
+        }
+    }
 }
 
 fn date_text(d: Option<chrono::NaiveDate>) -> String {
@@ -204,8 +232,8 @@ pub fn program_to_proto(p: &store::programs::Program) -> pb::Program {
         end_year: s.end_year,
         summary: s.summary.clone(),
         source_uri: s.source_uri.clone(),
-        create_time: timestamp(p.meta.create_time),
-        update_time: timestamp(p.meta.update_time),
+        create_time: Some(timestamp(p.meta.create_time)),
+        update_time: Some(timestamp(p.meta.update_time)),
         etag: p.meta.etag(),
     }
 }
@@ -397,8 +425,8 @@ pub fn initiative_to_proto(i: &store::initiatives::Initiative) -> pb::Initiative
             .map(|i| format!("indicators/{i}"))
             .collect(),
         position: s.position,
-        create_time: timestamp(i.meta.create_time),
-        update_time: timestamp(i.meta.update_time),
+        create_time: Some(timestamp(i.meta.create_time)),
+        update_time: Some(timestamp(i.meta.update_time)),
         etag: i.meta.etag(),
     }
 }
@@ -594,8 +622,8 @@ pub fn target_to_proto(t: &store::targets::Target) -> pb::Target {
             .unwrap_or_default(),
         baseline_period: s.baseline_period.map(|p| p.to_string()).unwrap_or_default(),
         direction: direction_to_proto(s.direction) as i32,
-        create_time: timestamp(t.meta.create_time),
-        update_time: timestamp(t.meta.update_time),
+        create_time: Some(timestamp(t.meta.create_time)),
+        update_time: Some(timestamp(t.meta.update_time)),
         etag: t.meta.etag(),
     }
 }
@@ -760,8 +788,8 @@ pub fn indicator_to_proto(i: &store::indicators::Indicator) -> pb::Indicator {
         year_to_date: s.year_to_date,
         direction: direction_to_proto(s.direction) as i32,
         source_agency: s.source_agency.clone(),
-        create_time: timestamp(i.meta.create_time),
-        update_time: timestamp(i.meta.update_time),
+        create_time: Some(timestamp(i.meta.create_time)),
+        update_time: Some(timestamp(i.meta.update_time)),
         etag: i.meta.etag(),
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert::{optional_time, timestamp};
 use super::paging::PageTokens;
 use super::{Context, finish};
 use crate::domain::names::{IndicatorName, truncate};
@@ -107,46 +108,6 @@ pub fn status_to_proto(s: ObsStatus) -> pb::observation::Status {
         ObsStatus::Strike => S::Strike,
         ObsStatus::LowReliability => S::LowReliability,
         ObsStatus::Unvalidated => S::Unvalidated,
-    }
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn from_timestamp(
-    field: &str,
-    t: &prost_types::Timestamp,
-) -> Result<DateTime<Utc>, FieldViolation> {
-    if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(FieldViolation::new(
-            field,
-            "INVALID_TIMESTAMP",
-            "nanos must be between 0 and 999,999,999",
-        ));
-    }
-    DateTime::from_timestamp(t.seconds, t.nanos as u32).ok_or_else(|| {
-        FieldViolation::new(field, "INVALID_TIMESTAMP", "the timestamp is out of range")
-    })
-}
-
-fn optional_time(
-    v: &mut Violations,
-    field: &str,
-    t: &Option<prost_types::Timestamp>,
-) -> Option<Option<DateTime<Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => match from_timestamp(field, t) {
-            Ok(t) => Some(Some(t)),
-            Err(e) => {
-                v.push(e.field, e.reason, e.description);
-                None
-            }
-        },
     }
 }
 

@@ -7,7 +7,9 @@ use bigdecimal::{BigDecimal, Zero};
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use super::convert::{frequency_to_proto, initiative_to_proto, program_to_proto};
+use super::convert::{
+    frequency_to_proto, initiative_to_proto, optional_time, program_to_proto, timestamp,
+};
 use super::{Context, finish};
 use crate::domain::indicator::Flow;
 use crate::domain::names::{IndicatorName, ProgramName, TargetName};
@@ -34,33 +36,6 @@ impl ReportingApi {
     /// A service over `ctx`.
     pub fn new(ctx: Context) -> Self {
         Self { ctx }
-    }
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn as_of(v: &mut Violations, t: &Option<prost_types::Timestamp>) -> Option<Option<DateTime<Utc>>> {
-    match t {
-        None => Some(None),
-        Some(t) => {
-            let parsed = (0..1_000_000_000)
-                .contains(&t.nanos)
-                .then(|| DateTime::from_timestamp(t.seconds, t.nanos as u32))
-                .flatten();
-            if parsed.is_none() {
-                v.push(
-                    "as_of",
-                    "INVALID_TIMESTAMP",
-                    "the timestamp is out of range",
-                );
-            }
-            parsed.map(Some)
-        }
     }
 }
 
@@ -334,7 +309,7 @@ impl ReportingService for ReportingApi {
         };
         let to = v.check("frequency", frequency_from_proto(frequency));
         let t = v.check("transform", transform_from_proto(transform));
-        let when = as_of(&mut v, &when);
+        let when = optional_time(&mut v, "as_of", &when);
         let (name, start, end, to, t, when) =
             finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
 
@@ -520,7 +495,7 @@ impl ReportingService for ReportingApi {
                 "grouping by a free dimension needs its key",
             );
         }
-        let when = as_of(&mut v, &when);
+        let when = optional_time(&mut v, "as_of", &when);
         let (period, region, flow, group, when) =
             finish(v, || Some((period?, region?, flow?, group?, when?)))?;
 
@@ -630,7 +605,7 @@ impl ReportingService for ReportingApi {
         let pb::GetTargetProgressRequest { name, as_of: when } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", TargetName::parse(&name));
-        let when = as_of(&mut v, &when);
+        let when = optional_time(&mut v, "as_of", &when);
         let (name, when) = finish(v, || Some((name?, when?)))?;
         let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
         let target = targets::get(snap.conn(), &name).await?;
@@ -650,7 +625,7 @@ impl ReportingService for ReportingApi {
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = v.check("parent", ProgramName::parse(&parent));
-        let when = as_of(&mut v, &when);
+        let when = optional_time(&mut v, "as_of", &when);
         let (parent, when) = finish(v, || Some((parent?, when?)))?;
         let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
         programs::get(snap.conn(), &parent.0).await?;
@@ -666,7 +641,7 @@ impl ReportingService for ReportingApi {
         let pb::GetProgramScorecardRequest { name, as_of: when } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", ProgramName::parse(&name));
-        let when = as_of(&mut v, &when);
+        let when = optional_time(&mut v, "as_of", &when);
         let (name, when) = finish(v, || Some((name?, when?)))?;
         let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
         let program = programs::get(snap.conn(), &name.0).await?;
