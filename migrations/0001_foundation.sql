@@ -6,12 +6,16 @@
 -- Timestamps come from the database clock (`now()`, the transaction's start), so that
 -- every replica agrees on them.
 
--- A caller-chosen id, RFC 1034 label style (AIP-122).
-CREATE DOMAIN resource_id AS text
+-- A caller-chosen id, RFC 1034 label style (AIP-122). Byte order ("C" collation) so
+-- that lists sort the same on every server, whatever its default locale.
+CREATE DOMAIN resource_id AS text COLLATE "C"
     CHECK (VALUE ~ '^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$');
 
--- A period in SDMX syntax as stored (always canonical: months as `M07`).
-CREATE DOMAIN sdmx_period AS text
+-- A period in SDMX syntax as stored (always canonical: months as `M07`). Byte order
+-- ("C" collation): periods of one frequency then sort in time order, and range bounds
+-- such as '2020-~' work, whatever the server's default locale (which may ignore
+-- punctuation).
+CREATE DOMAIN sdmx_period AS text COLLATE "C"
     CHECK (VALUE ~ '^[0-9]{4}(-(S[12]|Q[1-4]|M(0[1-9]|1[0-2])))?$');
 
 -- An ISO 3166-1 alpha-2 country or ISO 3166-2 subdivision code (the lists themselves

@@ -170,7 +170,7 @@ async fn check_references(
             let height: i32 = if existing {
                 sqlx::query_scalar(
                     "WITH RECURSIVE down(initiative_id, depth) AS ( \
-                       SELECT $2::text, 1 \
+                       SELECT $2::text COLLATE \"C\", 1 \
                        UNION ALL \
                        SELECT i.initiative_id::text, down.depth + 1 FROM initiatives i \
                          JOIN down ON i.program_id = $1 AND i.parent_initiative_id = down.initiative_id \
@@ -410,7 +410,7 @@ pub async fn delete(
     // The initiative and all its descendants.
     let subtree: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE down(initiative_id, depth) AS ( \
-           SELECT $2::text, 0 \
+           SELECT $2::text COLLATE \"C\", 0 \
            UNION ALL \
            SELECT i.initiative_id::text, down.depth + 1 FROM initiatives i \
              JOIN down ON i.program_id = $1 AND i.parent_initiative_id = down.initiative_id \

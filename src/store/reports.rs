@@ -55,21 +55,37 @@ impl Snapshot {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<HashMap<i32, Vec<Point>>> {
-        let rows = sqlx::query(
-            "SELECT indicator_key, period::text AS period, value::text AS value \
-               FROM observation_versions \
-              WHERE indicator_key = ANY($1) AND NOT deleted \
-                AND CASE WHEN $2::timestamptz IS NULL THEN known_until IS NULL \
-                         ELSE known_from <= $2 AND (known_until IS NULL OR known_until > $2) END \
-                AND ($3::text IS NULL OR period >= $3) AND ($4::text IS NULL OR period <= $4) \
-              ORDER BY indicator_key, period",
-        )
-        .bind(keys)
-        .bind(self.as_of)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        // Two statements rather than one with `CASE WHEN $as_of IS NULL`: PostgreSQL
+        // caches a generic plan for a prepared statement after a few executions, and a
+        // generic plan cannot use the partial index of current versions (nor the period
+        // range) behind such a CASE; it would read every superseded version too. The
+        // bounds default to values outside the SDMX period range for the same reason.
+        let (from, to) = (from.unwrap_or("0000"), to.unwrap_or("9999~"));
+        let query = match self.as_of {
+            None => sqlx::query(
+                "SELECT indicator_key, period::text AS period, value::text AS value \
+                   FROM observation_versions \
+                  WHERE indicator_key = ANY($1) AND known_until IS NULL AND NOT deleted \
+                    AND period BETWEEN $2 AND $3 \
+                  ORDER BY indicator_key, period",
+            )
+            .bind(keys)
+            .bind(from)
+            .bind(to),
+            Some(as_of) => sqlx::query(
+                "SELECT indicator_key, period::text AS period, value::text AS value \
+                   FROM observation_versions \
+                  WHERE indicator_key = ANY($1) AND NOT deleted \
+                    AND known_from <= $4 AND (known_until IS NULL OR known_until > $4) \
+                    AND period BETWEEN $2 AND $3 \
+                  ORDER BY indicator_key, period",
+            )
+            .bind(keys)
+            .bind(from)
+            .bind(to)
+            .bind(as_of),
+        };
+        let rows = query.fetch_all(&mut *self.tx).await?;
         let mut out: HashMap<i32, Vec<Point>> = HashMap::new();
         for r in rows {
             let key: i32 = r.try_get("indicator_key")?;
