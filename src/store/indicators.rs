@@ -180,6 +180,79 @@ pub async fn get_many(
         .collect()
 }
 
+/// An indicator with its published values in `[from, to]` (period text, byte order), as
+/// known at `as_of` (now when `None`), and the instant the answer is as of — all read by
+/// one statement, hence from one snapshot and in one round trip. `None` when the
+/// indicator does not exist.
+pub async fn with_points(
+    db: impl sqlx::PgExecutor<'_>,
+    id: &str,
+    as_of: Option<DateTime<Utc>>,
+    from: &str,
+    to: &str,
+) -> Result<
+    Option<(
+        Indicator,
+        DateTime<Utc>,
+        Vec<crate::domain::reporting::Point>,
+    )>,
+> {
+    // Two texts rather than a CASE on $4: see `store::reports::Snapshot::points`.
+    let query = match as_of {
+        None => sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", now() AS snapshot_time, v.period::text AS obs_period, v.value::text AS obs_value \
+             FROM indicators LEFT JOIN observation_versions v \
+               ON v.indicator_key = indicators.indicator_key AND v.known_until IS NULL \
+              AND NOT v.deleted AND v.period BETWEEN $2 AND $3 \
+             WHERE indicators.indicator_id = $1 ORDER BY v.period"
+        ))
+        .bind(id)
+        .bind(from)
+        .bind(to),
+        Some(t) => sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", now() AS snapshot_time, v.period::text AS obs_period, v.value::text AS obs_value \
+             FROM indicators LEFT JOIN observation_versions v \
+               ON v.indicator_key = indicators.indicator_key AND NOT v.deleted \
+              AND v.known_from <= $4 AND (v.known_until IS NULL OR v.known_until > $4) \
+              AND v.period BETWEEN $2 AND $3 \
+             WHERE indicators.indicator_id = $1 ORDER BY v.period"
+        ))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(t),
+    };
+    let rows = query.fetch_all(db).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let indicator = Indicator::try_from(
+        <Row as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(first)?,
+    )?;
+    let snapshot: DateTime<Utc> = sqlx::Row::try_get(first, "snapshot_time")?;
+    let mut points = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let period: Option<String> = sqlx::Row::try_get(r, "obs_period")?;
+        let Some(period) = period else { continue };
+        let value: Option<String> = sqlx::Row::try_get(r, "obs_value")?;
+        points.push(crate::domain::reporting::Point {
+            period: crate::domain::Period::parse(&period)
+                .map_err(|_| Error::internal(anyhow::anyhow!("stored period {period:?}")))?,
+            value: value
+                .map(|v| {
+                    v.parse::<bigdecimal::BigDecimal>()
+                        .map_err(|_| Error::internal(anyhow::anyhow!("stored value {v:?}")))
+                })
+                .transpose()?,
+        });
+    }
+    Ok(Some((indicator, snapshot, points)))
+}
+
 /// Indicators matching a breakdown filter, with their compact keys.
 pub async fn matching(
     db: impl sqlx::PgExecutor<'_>,
