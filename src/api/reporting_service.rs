@@ -313,21 +313,11 @@ impl ReportingService for ReportingApi {
         let (name, start, end, to, t, when) =
             finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
 
-        // One statement reads the indicator and its values (one snapshot, one round
-        // trip): from a year before the range (for year-ago transforms, and from the
-        // start of that year for year-to-date figures) to the end of the range's last
-        // year; the output is trimmed to the range below.
-        let from = start
-            .map(|s| format!("{}", s.year() - 1))
-            .unwrap_or_else(|| "0000".into());
-        let upto = end
-            .map(|e| format!("{}-~", e.year()))
-            .unwrap_or_else(|| "9999~".into());
-        let (ind, snapshot, points) =
-            indicators::with_points(&self.ctx.pool, name.0.as_str(), when, &from, &upto)
-                .await?
-                .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let effective = when.unwrap_or(snapshot);
+        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
+        let (key, ind) = found
+            .pop()
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
         let to = to.unwrap_or(ind.spec.frequency);
         let mut v = Violations::new();
         if to > ind.spec.frequency {
@@ -356,6 +346,25 @@ impl ReportingService for ReportingApi {
             v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
         }
         finish(v, || Some(()))?;
+        // Read from a year before the range (for year-ago transforms), from the start
+        // of that year (for year-to-date figures).
+        let from = start
+            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
+            .map(|y| {
+                Period::new(y.year(), ind.spec.frequency, 1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            });
+        let to_text = end.and_then(|e| {
+            let last_month = e.last_month();
+            let months = 12 / ind.spec.frequency.periods_per_year();
+            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
+                .map(|p| p.to_string())
+        });
+        let mut points = snap
+            .points(&[key], from.as_deref(), to_text.as_deref())
+            .await?;
+        let points = points.remove(&key).unwrap_or_default();
         let rolled = prepare(&points, &ind, to);
         let series: Vec<Point> = rolled
             .iter()
@@ -415,7 +424,7 @@ impl ReportingService for ReportingApi {
             unit: ind.spec.unit.clone(),
             unit_multiplier: ind.spec.unit_multiplier,
             points,
-            as_of: Some(timestamp(effective)),
+            as_of: Some(timestamp(snap.effective)),
         }))
     }
 
