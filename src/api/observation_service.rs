@@ -13,7 +13,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{optional_time, timestamp};
-use super::paging::PageTokens;
 use super::{Context, finish};
 use crate::domain::names::{IndicatorName, truncate};
 use crate::domain::observation::{self, MAX_COMMENT, MAX_SOURCE, ObsStatus, ObservationName};
@@ -399,33 +398,6 @@ fn render(rows: &[ExportRow], sdmx: bool, out: &mut String) {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn page_size(size: i32) -> Result<i64, Status> {
-    if size < 0 {
-        return Err(Error::invalid(
-            "page_size",
-            "NEGATIVE_PAGE_SIZE",
-            format!("page_size must not be negative (got {size})"),
-        )
-        .into());
-    }
-    Ok(match i64::from(size) {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
-    })
-}
-
-/// Re-signs the paging helper's token with this list's larger page sizes.
-fn page(
-    tokens: &PageTokens,
-    fingerprint: &str,
-    size: i64,
-    token: &str,
-) -> Result<super::paging::Page, Status> {
-    let mut p = tokens.page(fingerprint, 0, token)?;
-    p.size = size;
-    Ok(p)
-}
-
 #[tonic::async_trait]
 impl ObservationService for ObservationApi {
     async fn batch_create_observations(
@@ -612,11 +584,12 @@ impl ObservationService for ObservationApi {
         let fingerprint = format!(
             "ListObservations {parent} {start_period} {end_period} {as_of:?} {updated_after:?}"
         );
-        let page = page(
-            &self.ctx.page_tokens,
+        let page = self.ctx.page_tokens.page_sized(
             &fingerprint,
-            page_size(size)?,
+            size,
             &page_token,
+            DEFAULT_PAGE,
+            MAX_PAGE,
         )?;
         let filter = ListFilter {
             start,
@@ -657,11 +630,12 @@ impl ObservationService for ObservationApi {
         let name = v.check("name", ObservationName::parse(&name));
         let name = finish(v, || name)?;
         let fingerprint = format!("ListObservationRevisions {name}");
-        let page = page(
-            &self.ctx.page_tokens,
+        let page = self.ctx.page_tokens.page_sized(
             &fingerprint,
-            page_size(size)?,
+            size,
             &page_token,
+            DEFAULT_PAGE,
+            MAX_PAGE,
         )?;
         let after = match page.after.as_deref() {
             None => None,

@@ -71,8 +71,26 @@ impl PageTokens {
     }
 
     /// Parses `page_size` and `page_token` of a request identified by `request` (e.g.
-    /// `ListInitiatives programs/cq`).
+    /// `ListInitiatives programs/cq`), with the resource lists' page sizes.
     pub fn page(&self, request: &str, page_size: i32, page_token: &str) -> Result<Page, Error> {
+        self.page_sized(
+            request,
+            page_size,
+            page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+        )
+    }
+
+    /// As [`page`](Self::page), for a list with its own default and maximum page size.
+    pub fn page_sized(
+        &self,
+        request: &str,
+        page_size: i32,
+        page_token: &str,
+        default: i64,
+        max: i64,
+    ) -> Result<Page, Error> {
         if page_size < 0 {
             return Err(Error::invalid(
                 "page_size",
@@ -81,8 +99,8 @@ impl PageTokens {
             ));
         }
         let size = match i64::from(page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
+            0 => default,
+            n => n.min(max),
         };
         if page_token.is_empty() {
             return Ok(Page { size, after: None });

@@ -188,31 +188,34 @@ pub async fn spawn_app() -> TestApp {
     }
 }
 
+/// Drops a test database from a thread of its own (the test's runtime may be shutting
+/// down); FORCE ends any remaining connections.
+fn drop_database(db: String) {
+    let admin = shared().admin.clone();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let mut conn = PgConnection::connect_with(&admin).await.ok()?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .ok()
+        })
+    })
+    .join();
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let admin = shared().admin.clone();
-        let db = self.db_name.clone();
-        // Drop the database from a thread of its own (the test's runtime may be
-        // shutting down); FORCE ends the server's remaining connections.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
-            })
-        })
-        .join();
+        drop_database(self.db_name.clone());
     }
 }
 
@@ -410,24 +413,7 @@ pub async fn create_database() -> TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let admin = shared().admin.clone();
-        let db = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
-            })
-        })
-        .join();
+        drop_database(self.name.clone());
     }
 }
 
