@@ -232,6 +232,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
                 let msg = pb::ImportObservationsRequest {
                     validate_only,
                     observations: std::mem::replace(&mut chunk, Vec::with_capacity(batch)),
+                    request_id: String::new(),
                 };
                 if tx.blocking_send(msg).is_err() {
                     // The call ended early (the server refused the import).
@@ -244,6 +245,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             let _ = tx.blocking_send(pb::ImportObservationsRequest {
                 validate_only,
                 observations: chunk,
+                request_id: String::new(),
             });
         }
         progress.print(rows, true);

@@ -39,6 +39,23 @@ pub enum Command {
     Import(crate::cli::ImportArgs),
     /// Export observations from a running server as CSV or SDMX-CSV.
     Export(crate::cli::ExportArgs),
+    /// Manage API keys directly in the database (for bootstrap and recovery).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `tradewatch keys ...`: works on the database, not through a server.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and print its secret (shown once).
+    Create {
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 /// Settings as given, before parsing.
@@ -71,6 +88,26 @@ pub struct RawSettings {
     /// Do not load the Chongqing 2015 programme on first start.
     #[arg(long, env = "TRADEWATCH_NO_SEED", global = true)]
     pub no_seed: bool,
+    /// Answer read methods without an API key: `true` or `false` [default: true with
+    /// the private cluster (a local trial), false with DATABASE_URL].
+    #[arg(long, env = "TRADEWATCH_ANONYMOUS_READ", global = true)]
+    pub anonymous_read: Option<String>,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), or `off`
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, env = "TRADEWATCH_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
+    /// Deadline of unary calls whose client sets none or a longer one [default: 60s].
+    #[arg(long, env = "TRADEWATCH_DEFAULT_DEADLINE", global = true)]
+    pub default_deadline: Option<String>,
+    /// Most calls served at once; more get RESOURCE_EXHAUSTED [default: 1024].
+    #[arg(long, env = "TRADEWATCH_MAX_CONCURRENT_CALLS", global = true)]
+    pub max_concurrent_calls: Option<String>,
+    /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
+    #[arg(long, env = "TRADEWATCH_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRADEWATCH_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -108,6 +145,16 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Load the built-in programme on first start.
     pub seed: bool,
+    /// Read methods without a key.
+    pub anonymous_read: bool,
+    /// Metrics endpoint, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Default deadline of unary calls.
+    pub default_deadline: Duration,
+    /// Most calls at once.
+    pub max_concurrent_calls: usize,
+    /// TLS certificate and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Parses a duration such as `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -195,6 +242,67 @@ impl Config {
                 })
                 .ok(),
         };
+        let anonymous_read = match raw.anonymous_read.as_deref() {
+            None => matches!(database, Some(Database::Embedded(_))),
+            Some("true" | "1" | "yes" | "") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                errors.push(format!(
+                    "--anonymous-read / TRADEWATCH_ANONYMOUS_READ: {other:?} is not true or false"
+                ));
+                false
+            }
+        };
+        let metrics_listen = match raw.metrics_listen.as_deref().unwrap_or("127.0.0.1:9464") {
+            "off" | "" => None,
+            addr => addr
+                .parse::<SocketAddr>()
+                .map_err(|e| {
+                    errors.push(format!(
+                        "--metrics-listen / TRADEWATCH_METRICS_LISTEN: {e} (expected host:port or off)"
+                    ))
+                })
+                .ok(),
+        };
+        let default_deadline = match raw.default_deadline.as_deref() {
+            None => Duration::from_secs(60),
+            Some(s) => match parse_duration(s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    errors.push(
+                        "--default-deadline / TRADEWATCH_DEFAULT_DEADLINE: must be more than 0"
+                            .into(),
+                    );
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    errors.push(format!(
+                        "--default-deadline / TRADEWATCH_DEFAULT_DEADLINE: {e}"
+                    ));
+                    Duration::ZERO
+                }
+            },
+        };
+        let max_concurrent_calls = match raw.max_concurrent_calls.as_deref() {
+            None => 1024,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => {
+                    errors.push(format!(
+                        "--max-concurrent-calls / TRADEWATCH_MAX_CONCURRENT_CALLS: {s:?} is not a number from 1 to 100000"
+                    ));
+                    0
+                }
+            },
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => {
+                errors.push("--tls-cert and --tls-key go together: give both or neither".into());
+                None
+            }
+        };
         match (listen, database, pool_size, log_format, shutdown_grace) {
             (
                 Some(listen),
@@ -210,6 +318,11 @@ impl Config {
                 log_filter,
                 shutdown_grace,
                 seed: !raw.no_seed,
+                anonymous_read,
+                metrics_listen,
+                default_deadline,
+                max_concurrent_calls,
+                tls,
             }),
             _ => Err(errors),
         }
@@ -230,6 +343,12 @@ mod tests {
             log: None,
             shutdown_grace: None,
             no_seed: false,
+            anonymous_read: None,
+            metrics_listen: None,
+            default_deadline: None,
+            max_concurrent_calls: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -242,6 +361,15 @@ mod tests {
         );
         assert_eq!(c.pool_size, 10);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        // A local trial on the private cluster reads without a key; a deployment
+        // (DATABASE_URL) does not, unless told to.
+        assert!(c.anonymous_read);
+        let mut r = raw();
+        r.database_url = Some("postgres://localhost/x".into());
+        assert!(!Config::from_raw(&r).unwrap().anonymous_read);
+        assert_eq!(c.metrics_listen.unwrap().to_string(), "127.0.0.1:9464");
+        assert_eq!(c.default_deadline, Duration::from_secs(60));
+        assert_eq!(c.max_concurrent_calls, 1024);
     }
 
     #[test]
@@ -252,8 +380,13 @@ mod tests {
         r.log_format = Some("xml".into());
         r.shutdown_grace = Some("soon".into());
         r.database_url = Some("mysql://x".into());
+        r.anonymous_read = Some("perhaps".into());
+        r.metrics_listen = Some("port 9".into());
+        r.default_deadline = Some("0s".into());
+        r.max_concurrent_calls = Some("0".into());
+        r.tls_cert = Some("cert.pem".into());
         let errors = Config::from_raw(&r).unwrap_err();
-        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert_eq!(errors.len(), 10, "{errors:#?}");
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub enum Error {
     /// The operation took longer than the database allows.
     #[error("the operation took too long")]
     DeadlineExceeded,
+    /// Another transaction has claimed this call's `request_id` (a retry racing the
+    /// original); the caller replays the stored response instead.
+    #[error("a request with this request_id is being applied; retry it")]
+    RequestReplayed,
+    /// The call carries no valid API key.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's key does not have the role the method needs.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A bug or an unexpected database error. The detail is logged, not returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -196,6 +206,9 @@ impl From<Error> for Status {
             Error::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, *reason),
             Error::Conflict => (Code::Aborted, "CONCURRENT_CHANGE"),
             Error::Unavailable => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
+            Error::RequestReplayed => (Code::Aborted, "REQUEST_IN_PROGRESS"),
+            Error::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
             Error::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
@@ -243,7 +256,7 @@ impl From<Error> for Status {
                     .collect();
                 details.set_precondition_failure(pv);
             }
-            Error::Unavailable | Error::Conflict => {
+            Error::Unavailable | Error::Conflict | Error::RequestReplayed => {
                 details.set_retry_info(Some(std::time::Duration::from_secs(1)));
             }
             _ => {}

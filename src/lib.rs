@@ -5,6 +5,8 @@
 //! Layout:
 //! - [`config`]: flags and environment, all errors reported at once;
 //! - [`cli`]: operator commands that are clients of a running server (import, export);
+//! - [`calls`]: the call layer: request ids, API keys and roles, deadlines, logs, metrics;
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint;
 //! - [`server`]: assembly of the gRPC server (health, reflection, tracing, shutdown);
 //! - [`api`]: one module per gRPC service: request → domain → store → response;
 //! - [`domain`]: validated types and pure logic (ids, names, periods, decimals, codes);
@@ -14,12 +16,14 @@
 //! - [`error`]: the one error type and its mapping to gRPC statuses.
 
 pub mod api;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod feed;
+pub mod metrics;
 pub mod proto;
 pub mod seed;
 pub mod server;

@@ -3,9 +3,13 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use sqlx::postgres::PgConnectOptions;
-use tradewatch::config::{Cli, Command, Config, Database, LogFormat};
+use tonic::transport::{Identity, ServerTlsConfig};
+use tradewatch::calls::Settings;
+use tradewatch::config::{Cli, Command, Config, Database, KeysCommand, LogFormat};
+use tradewatch::domain::access::Role;
 use tradewatch::embedded_pg::{DEFAULT_DATABASE, EmbeddedPostgres};
 use tradewatch::{seed, server, store};
 
@@ -53,6 +57,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => DbCommand::Serve,
         Command::Migrate => DbCommand::Migrate,
         Command::Seed => DbCommand::Seed,
+        Command::Keys(k) => DbCommand::Keys(k),
     };
     // The private cluster, when DATABASE_URL is unset; stopped on the way out.
     let (options, embedded) = match &config.database {
@@ -79,6 +84,7 @@ enum DbCommand {
     Serve,
     Migrate,
     Seed,
+    Keys(KeysCommand),
 }
 
 async fn run_with(
@@ -104,29 +110,107 @@ async fn run_with(
             tracing::info!(created, "Chongqing 2015 programme loaded");
             Ok(())
         }
+        DbCommand::Keys(KeysCommand::Create { role, name }) => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role must be viewer, editor or admin (got {role:?})")
+            })?;
+            let (key, secret) = store::keys::create(&pool, &name, role, None).await?;
+            eprintln!(
+                "created apiKeys/{} with the {} role; its secret (shown only now):",
+                key.id,
+                role.as_str()
+            );
+            println!("{secret}");
+            Ok(())
+        }
         DbCommand::Serve => {
             if config.seed && seed::seed_on_first_start(&pool).await? {
                 tracing::info!("first start: loaded the Chongqing 2015 programme");
             }
+            let embedded = matches!(config.database, Database::Embedded(_));
+            if embedded && !store::keys::any_admin(&pool).await? {
+                let (key, secret) =
+                    store::keys::create(&pool, "bootstrap admin (first start)", Role::Admin, None)
+                        .await?;
+                tracing::info!(key = %key.id, "first start: created an admin API key");
+                eprintln!(
+                    "first start: created the admin API key apiKeys/{}. Its secret is shown only now:\n\n  \
+                     TRADEWATCH_KEY={secret}\n\n  send it as `authorization: Bearer <secret>` metadata",
+                    key.id
+                );
+            }
             let ctx = server::context(pool.clone()).await?;
+            let tls = match &config.tls {
+                None => None,
+                Some((cert, key)) => {
+                    let cert = std::fs::read(cert)
+                        .with_context(|| format!("reading --tls-cert {}", cert.display()))?;
+                    let key = std::fs::read(key)
+                        .with_context(|| format!("reading --tls-key {}", key.display()))?;
+                    Some(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+                }
+            };
+            let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
+            let metrics = match config.metrics_listen {
+                Some(addr) => {
+                    let (addr, task) = tradewatch::metrics::spawn(addr, ctx.metrics.clone())
+                        .await
+                        .with_context(|| format!("binding the metrics port {addr}"))?;
+                    tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics");
+                    Some(task)
+                }
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let addr = listener.local_addr()?;
-            tracing::info!(%addr, "serving gRPC");
+            tracing::info!(%addr, tls = tls.is_some(), anonymous_read = config.anonymous_read, "serving gRPC");
+            if config.anonymous_read {
+                eprintln!(
+                    "anonymous reads are ON (read methods need no key; writes do); \
+                     turn them off with --anonymous-read=false"
+                );
+            }
             eprintln!(
-                "tradewatch is serving gRPC on {addr}\n  try: grpcurl -plaintext {addr} list\n       \
+                "tradewatch is serving gRPC ({scheme}) on {addr}\n  try: grpcurl -plaintext {addr} list\n       \
                  grpcurl -plaintext -d '{{\"name\": \"programs/{}\"}}' {addr} tradewatch.v1.ProgramService/GetProgram",
                 seed::PROGRAM_ID
             );
+            let purge = tokio::spawn(purge_request_ids(pool.clone()));
             server::serve(
                 listener,
                 ctx,
                 server::shutdown_signal(),
-                config.shutdown_grace,
+                server::Options {
+                    calls: Settings {
+                        default_deadline: config.default_deadline,
+                        max_concurrent_calls: config.max_concurrent_calls,
+                        anonymous_read: config.anonymous_read,
+                    },
+                    grace: config.shutdown_grace,
+                    tls,
+                },
             )
             .await?;
+            purge.abort();
+            if let Some(m) = metrics {
+                m.abort();
+            }
             pool.close().await;
             tracing::info!("stopped");
             Ok(())
+        }
+    }
+}
+
+/// Forgets request ids past their retention, hourly.
+async fn purge_request_ids(pool: sqlx::PgPool) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match store::idempotency::purge(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired request ids removed"),
+            Err(e) => tracing::warn!(error = %e, "could not remove expired request ids"),
         }
     }
 }

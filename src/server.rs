@@ -9,16 +9,19 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
+use crate::api::admin_service::AdminApi;
 use crate::api::observation_service::ObservationApi;
 use crate::api::paging::PageTokens;
 use crate::api::reporting_service::ReportingApi;
 use crate::api::{Context, indicator_service::IndicatorApi, program_service::ProgramApi};
+use crate::calls::{CallLayer, Settings};
 use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::indicator_service_server::IndicatorServiceServer;
 use crate::proto::v1::observation_service_server::ObservationServiceServer;
 use crate::proto::v1::program_service_server::ProgramServiceServer;
@@ -26,7 +29,8 @@ use crate::proto::v1::reporting_service_server::ReportingServiceServer;
 use crate::store;
 
 /// Fully qualified names of the services this server reports health for.
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
+    "tradewatch.v1.AdminService",
     "tradewatch.v1.ProgramService",
     "tradewatch.v1.IndicatorService",
     "tradewatch.v1.ObservationService",
@@ -40,6 +44,36 @@ pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 /// Time calls on an aged connection get to finish.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(5 * 60);
 
+/// Largest request message accepted (RESOURCE_EXHAUSTED beyond).
+pub const MAX_DECODING_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+/// Largest response message sent (lists and reports are paged well below it).
+pub const MAX_ENCODING_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The call layer: deadlines, concurrency, anonymous reads.
+    pub calls: Settings,
+    /// Time in-flight calls get to finish after the shutdown signal.
+    pub grace: Duration,
+    /// TLS, when a certificate and key are configured.
+    pub tls: Option<ServerTlsConfig>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            calls: Settings {
+                default_deadline: Duration::from_secs(60),
+                max_concurrent_calls: 1024,
+                anonymous_read: false,
+            },
+            grace: Duration::from_secs(10),
+            tls: None,
+        }
+    }
+}
+
 /// How often the health reporter checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -48,19 +82,21 @@ pub async fn context(pool: PgPool) -> Result<Context> {
     let key = store::secrets::get_or_create(&pool, "page_tokens").await?;
     Ok(Context {
         feed: crate::feed::ChangeFeed::start(pool.clone()),
+        metrics: Metrics::new(Some(pool.clone())),
         pool,
         page_tokens: PageTokens::new(key),
     })
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then lets in-flight calls
-/// finish for at most `grace` before cutting them.
+/// finish for at most `options.grace` before cutting them.
 pub async fn serve(
     listener: TcpListener,
     ctx: Context,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    options: Options,
 ) -> anyhow::Result<()> {
+    let grace = options.grace;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let monitor = tokio::spawn(monitor_database(ctx.pool.clone(), health_reporter));
 
@@ -76,18 +112,25 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let trace = TraceLayer::new_for_grpc()
-        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-        .on_response(DefaultOnResponse::new().level(Level::INFO))
-        // The response line above already carries the gRPC status; client errors
-        // (INVALID_ARGUMENT, NOT_FOUND, ...) are not server failures worth an ERROR.
-        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    let calls = CallLayer::new(options.calls, ctx.pool.clone(), ctx.metrics.clone());
+    // Tonic's message limits, set explicitly on every service (documented in the README).
+    macro_rules! limited {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_ENCODING_MESSAGE_SIZE)
+        };
+    }
 
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         // Limits, documented in the README: streams per connection, HTTP/2 pings that
         // find dead peers, and a maximum connection age so that a load balancer can
         // spread long-lived client connections over new replicas (clients reconnect;
@@ -97,16 +140,25 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_connection_age(MAX_CONNECTION_AGE)
         .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
-        .layer(trace)
+        .layer(calls)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ProgramServiceServer::new(ProgramApi::new(ctx.clone())))
-        .add_service(IndicatorServiceServer::new(IndicatorApi::new(ctx.clone())))
-        .add_service(ObservationServiceServer::new(ObservationApi::new(
-            ctx.clone(),
+        .add_service(limited!(AdminServiceServer::new(AdminApi::new(
+            ctx.clone()
+        ))))
+        .add_service(limited!(ProgramServiceServer::new(ProgramApi::new(
+            ctx.clone()
+        ))))
+        .add_service(limited!(IndicatorServiceServer::new(IndicatorApi::new(
+            ctx.clone()
+        ))))
+        .add_service(limited!(ObservationServiceServer::new(
+            ObservationApi::new(ctx.clone(),)
         )))
-        .add_service(ReportingServiceServer::new(ReportingApi::new(ctx.clone())));
+        .add_service(limited!(ReportingServiceServer::new(ReportingApi::new(
+            ctx.clone()
+        ))));
     let serving =
         // TCP_NODELAY: small gRPC responses must not wait for Nagle's algorithm (tonic
         // applies its own TCP settings only to listeners it binds itself).

@@ -1,5 +1,6 @@
 //! `tradewatch.v1.IndicatorService`.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::convert::{indicator_spec, indicator_to_proto};
@@ -36,17 +37,32 @@ impl IndicatorService for IndicatorApi {
         &self,
         request: Request<pb::CreateIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
+        let encoded = request.get_ref().encode_to_vec();
         let pb::CreateIndicatorRequest {
             indicator,
             indicator_id,
+            request_id,
         } = request.into_inner();
         let mut v = Violations::new();
         let id = v.check("indicator_id", ResourceId::parse(&indicator_id));
         let spec = required_message(&mut v, "indicator", &indicator)
             .and_then(|i| indicator_spec(i, "indicator", &mut v));
         let (id, spec) = finish(v, || Some((id?, spec?)))?;
-        let created = indicators::create(&self.ctx.pool, &id, &spec).await?;
-        Ok(Response::new(indicator_to_proto(&created)))
+        let pool = &self.ctx.pool;
+        let created = super::idempotency::create(
+            pool,
+            "tradewatch.v1.IndicatorService/CreateIndicator",
+            &request_id,
+            &encoded,
+            || async {
+                Ok(indicator_to_proto(
+                    &indicators::create(pool, &id, &spec).await?,
+                ))
+            },
+            || async { Ok(indicator_to_proto(&indicators::get(pool, &id).await?)) },
+        )
+        .await?;
+        Ok(Response::new(created))
     }
 
     async fn get_indicator(

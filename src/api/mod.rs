@@ -1,7 +1,9 @@
 //! gRPC services, one file each: decode the request into domain types, call the store,
 //! encode the response. No SQL here, no wire types below here.
 
+pub mod admin_service;
 pub mod convert;
+pub(crate) mod idempotency;
 pub mod indicator_service;
 pub mod mask;
 pub mod observation_service;
@@ -25,6 +27,30 @@ pub struct Context {
     pub page_tokens: PageTokens,
     /// Wakes WatchObservations streams on new commits.
     pub feed: crate::feed::ChangeFeed,
+    /// Prometheus metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+/// Who is calling: set by the server's call layer on every request it lets through.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Key id, when the call carries a valid key.
+    pub key_id: Option<String>,
+    /// The key's role.
+    pub role: Option<crate::domain::access::Role>,
+    /// The call's request id (`x-request-id`).
+    pub request_id: String,
+}
+
+impl Caller {
+    /// The caller of `request` (anonymous when the layer did not set one).
+    pub fn of<T>(request: &tonic::Request<T>) -> Caller {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Returns the parsed value, or INVALID_ARGUMENT with every violation collected.

@@ -8,11 +8,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
+use prost::Message as _;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{optional_time, timestamp};
+use super::idempotency::{self, Plan};
 use super::{Context, finish};
 use crate::domain::names::{IndicatorName, truncate};
 use crate::domain::observation::{self, MAX_COMMENT, MAX_SOURCE, ObsStatus, ObservationName};
@@ -22,8 +24,8 @@ use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::observation_service_server::ObservationService;
 use crate::store::observations::{
-    self as store, ChangeKind, ExportRow, FeedPosition, IndicatorRef, ListFilter, StagedRow,
-    StagingHandle, Version,
+    self as store, ChangeKind, ExportRow, FeedPosition, IndicatorRef, ListFilter, Merged,
+    StagedRow, StagingHandle, Version,
 };
 
 /// Most observations in one BatchCreateObservations call or one import message.
@@ -396,6 +398,40 @@ fn render(rows: &[ExportRow], sdmx: bool, out: &mut String) {
     }
 }
 
+fn import_response(merged: &Merged, validate_only: bool) -> pb::ImportObservationsResponse {
+    pb::ImportObservationsResponse {
+        inserted: merged.counts.inserted,
+        revised: merged.counts.revised,
+        unchanged: merged.counts.unchanged,
+        validate_only,
+        commit_time: merged.commit_time.map(timestamp),
+    }
+}
+
+/// The result stored with a request id (written in the same transaction as the data).
+fn replayed(stored: Option<Vec<u8>>) -> Result<Merged, Status> {
+    let bytes = stored.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!(
+            "an observation write's claim has no result"
+        ))
+    })?;
+    Ok(Merged::from_stored(&bytes)?)
+}
+
+/// After a concurrent call with the same request id won: its stored result, or
+/// INVALID_ARGUMENT when it was a different request.
+async fn replay_after_race(
+    ctx: &Context,
+    method: &str,
+    request_id: Option<uuid::Uuid>,
+    fingerprint: Vec<u8>,
+) -> Result<Merged, Status> {
+    match idempotency::plan(&ctx.pool, "request_id", method, request_id, fingerprint).await? {
+        Plan::Replay(stored) => replayed(stored),
+        _ => Err(Error::RequestReplayed.into()),
+    }
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -404,10 +440,14 @@ impl ObservationService for ObservationApi {
         &self,
         request: Request<pb::BatchCreateObservationsRequest>,
     ) -> Result<Response<pb::BatchCreateObservationsResponse>, Status> {
+        const METHOD: &str = "tradewatch.v1.ObservationService/BatchCreateObservations";
+        let encoded = request.get_ref().encode_to_vec();
         let pb::BatchCreateObservationsRequest {
             observations,
             validate_only,
+            request_id,
         } = request.into_inner();
+        let request_id = idempotency::parse_request_id("request_id", &request_id)?;
         if observations.is_empty() || observations.len() > MAX_BATCH {
             return Err(Error::invalid(
                 "observations",
@@ -434,12 +474,40 @@ impl ObservationService for ObservationApi {
             .iter()
             .map(|r| (r.indicator_key, r.period.to_string()))
             .collect();
-        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
-        staging.append(rows).await?;
-        check_duplicates(&mut staging, "observations").await?;
-        let merged = staging
-            .merge("BatchCreateObservations", validate_only)
-            .await?;
+        let fingerprint = idempotency::fingerprint(METHOD, &[&encoded]);
+        let plan = if validate_only {
+            Plan::Plain
+        } else {
+            idempotency::plan(
+                &self.ctx.pool,
+                "request_id",
+                METHOD,
+                request_id,
+                fingerprint.clone(),
+            )
+            .await?
+        };
+        let merged = match plan {
+            Plan::Replay(stored) => replayed(stored)?,
+            Plan::Plain | Plan::Apply(_) => {
+                let claim = match plan {
+                    Plan::Apply(c) => Some(c),
+                    _ => None,
+                };
+                let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
+                staging.append(rows).await?;
+                check_duplicates(&mut staging, "observations").await?;
+                match staging
+                    .merge("BatchCreateObservations", validate_only, claim)
+                    .await
+                {
+                    Err(Error::RequestReplayed) => {
+                        replay_after_race(&self.ctx, METHOD, request_id, fingerprint).await?
+                    }
+                    other => other?,
+                }
+            }
+        };
         let observations = if validate_only {
             Vec::new()
         } else {
@@ -460,20 +528,51 @@ impl ObservationService for ObservationApi {
         &self,
         request: Request<Streaming<pb::ImportObservationsRequest>>,
     ) -> Result<Response<pb::ImportObservationsResponse>, Status> {
+        const METHOD: &str = "tradewatch.v1.ObservationService/ImportObservations";
         let mut stream = request.into_inner();
+        let mut first = stream.message().await?;
+        let (validate_first, request_id) = match &first {
+            Some(m) => (
+                m.validate_only,
+                idempotency::parse_request_id("request_id", &m.request_id)?,
+            ),
+            None => (false, None),
+        };
+        let request_id = request_id.filter(|_| !validate_first);
+        // With a request id, every message goes into the request's fingerprint.
+        let mut fingerprint = request_id.map(|_| idempotency::Fingerprint::new(METHOD));
+        if let Some(id) = request_id
+            && crate::store::idempotency::find(&self.ctx.pool, id)
+                .await?
+                .is_some()
+        {
+            // A retry: read the whole stream to check it is the same request.
+            let fp = fingerprint.as_mut().unwrap_or_else(|| unreachable!());
+            while let Some(m) = match first.take() {
+                Some(m) => Some(m),
+                None => stream.message().await?,
+            } {
+                fp.add(&m.encode_to_vec());
+            }
+            let fp = fingerprint.take().map(|f| f.finish()).unwrap_or_default();
+            let merged = replay_after_race(&self.ctx, METHOD, Some(id), fp).await?;
+            return Ok(Response::new(import_response(&merged, false)));
+        }
         let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
         let mut resolver = Resolver::new();
         let mut errors = Vec::new();
         let mut next: i64 = 0;
-        let mut validate_only = None;
+        let validate_only = validate_first;
         // An error from the stream (the client cancelled, the connection broke) returns
         // here: the transaction is dropped and rolls back, so nothing is written.
-        while let Some(message) = stream.message().await? {
-            let pb::ImportObservationsRequest {
-                validate_only: v,
-                observations,
-            } = message;
-            validate_only.get_or_insert(v);
+        while let Some(message) = match first.take() {
+            Some(m) => Some(m),
+            None => stream.message().await?,
+        } {
+            if let Some(fp) = fingerprint.as_mut() {
+                fp.add(&message.encode_to_vec());
+            }
+            let pb::ImportObservationsRequest { observations, .. } = message;
             if observations.len() > MAX_BATCH {
                 return Err(Error::invalid(
                     "observations",
@@ -500,9 +599,29 @@ impl ObservationService for ObservationApi {
             return Err(refuse_rows(errors, next));
         }
         check_duplicates(&mut staging, "observations").await?;
-        let validate_only = validate_only.unwrap_or(false);
         let rows = staging.rows();
-        let merged = staging.merge("ImportObservations", validate_only).await?;
+        let fingerprint = fingerprint.map(|f| f.finish());
+        let claim = request_id
+            .zip(fingerprint.clone())
+            .map(|(request_id, fingerprint)| crate::store::call::Claim {
+                request_id,
+                fingerprint,
+            });
+        let merged = match staging
+            .merge("ImportObservations", validate_only, claim)
+            .await
+        {
+            Err(Error::RequestReplayed) => {
+                replay_after_race(
+                    &self.ctx,
+                    METHOD,
+                    request_id,
+                    fingerprint.unwrap_or_default(),
+                )
+                .await?
+            }
+            other => other?,
+        };
         tracing::info!(
             rows,
             inserted = merged.counts.inserted,
@@ -511,13 +630,7 @@ impl ObservationService for ObservationApi {
             validate_only,
             "import"
         );
-        Ok(Response::new(pb::ImportObservationsResponse {
-            inserted: merged.counts.inserted,
-            revised: merged.counts.revised,
-            unchanged: merged.counts.unchanged,
-            validate_only,
-            commit_time: merged.commit_time.map(timestamp),
-        }))
+        Ok(Response::new(import_response(&merged, validate_only)))
     }
 
     async fn get_observation(
@@ -692,7 +805,7 @@ impl ObservationService for ObservationApi {
             }])
             .await?;
         staging
-            .merge("DeleteObservation", false)
+            .merge("DeleteObservation", false, None)
             .await
             .map_err(|e| match e {
                 Error::NotFound(_) => Error::NotFound(name.to_string()),

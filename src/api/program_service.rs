@@ -1,11 +1,13 @@
 //! `tradewatch.v1.ProgramService`: programmes, initiatives and targets.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
     initiative_spec, initiative_to_proto, program_spec, program_to_proto, target_spec,
     target_to_proto,
 };
+use super::idempotency;
 use super::mask::{masked, merge};
 use super::{Context, etag, finish, required_message};
 use crate::domain::names::{InitiativeName, ProgramName, TargetName};
@@ -53,17 +55,28 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::CreateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
+        let encoded = request.get_ref().encode_to_vec();
         let pb::CreateProgramRequest {
             program,
             program_id,
+            request_id,
         } = request.into_inner();
         let mut v = Violations::new();
         let id = v.check("program_id", ResourceId::parse(&program_id));
         let spec = required_message(&mut v, "program", &program)
             .and_then(|p| program_spec(p, "program", &mut v));
         let (id, spec) = finish(v, || Some((id?, spec?)))?;
-        let created = programs::create(&self.ctx.pool, &id, &spec).await?;
-        Ok(Response::new(program_to_proto(&created)))
+        let pool = &self.ctx.pool;
+        let created = idempotency::create(
+            pool,
+            "tradewatch.v1.ProgramService/CreateProgram",
+            &request_id,
+            &encoded,
+            || async { Ok(program_to_proto(&programs::create(pool, &id, &spec).await?)) },
+            || async { Ok(program_to_proto(&programs::get(pool, &id).await?)) },
+        )
+        .await?;
+        Ok(Response::new(created))
     }
 
     async fn get_program(
@@ -145,10 +158,12 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::CreateInitiativeRequest>,
     ) -> Result<Response<pb::Initiative>, Status> {
+        let encoded = request.get_ref().encode_to_vec();
         let pb::CreateInitiativeRequest {
             parent,
             initiative,
             initiative_id,
+            request_id,
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = parse_parent(&mut v, &parent);
@@ -166,8 +181,21 @@ impl ProgramService for ProgramApi {
                 spec?,
             ))
         })?;
-        let created = initiatives::create(&self.ctx.pool, &name, &spec).await?;
-        Ok(Response::new(initiative_to_proto(&created)))
+        let pool = &self.ctx.pool;
+        let created = idempotency::create(
+            pool,
+            "tradewatch.v1.ProgramService/CreateInitiative",
+            &request_id,
+            &encoded,
+            || async {
+                Ok(initiative_to_proto(
+                    &initiatives::create(pool, &name, &spec).await?,
+                ))
+            },
+            || async { Ok(initiative_to_proto(&initiatives::get(pool, &name).await?)) },
+        )
+        .await?;
+        Ok(Response::new(created))
     }
 
     async fn get_initiative(
@@ -260,10 +288,12 @@ impl ProgramService for ProgramApi {
         &self,
         request: Request<pb::CreateTargetRequest>,
     ) -> Result<Response<pb::Target>, Status> {
+        let encoded = request.get_ref().encode_to_vec();
         let pb::CreateTargetRequest {
             parent,
             target,
             target_id,
+            request_id,
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = parse_parent(&mut v, &parent);
@@ -281,8 +311,17 @@ impl ProgramService for ProgramApi {
                 spec?,
             ))
         })?;
-        let created = targets::create(&self.ctx.pool, &name, &spec).await?;
-        Ok(Response::new(target_to_proto(&created)))
+        let pool = &self.ctx.pool;
+        let created = idempotency::create(
+            pool,
+            "tradewatch.v1.ProgramService/CreateTarget",
+            &request_id,
+            &encoded,
+            || async { Ok(target_to_proto(&targets::create(pool, &name, &spec).await?)) },
+            || async { Ok(target_to_proto(&targets::get(pool, &name).await?)) },
+        )
+        .await?;
+        Ok(Response::new(created))
     }
 
     async fn get_target(

@@ -6,6 +6,7 @@
 //! field's path in the request, e.g. `indicator.unit`) instead of stopping at the first,
 //! so a caller fixes all of them in one round trip.
 
+pub mod access;
 pub mod codes;
 pub mod decimal;
 pub mod indicator;

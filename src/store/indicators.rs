@@ -131,14 +131,16 @@ pub async fn create(
         columns!(),
         ""
     );
+    let mut tx = begin(pool).await?;
     let q = sqlx::query_as::<_, Row>(sql).bind(indicator_id.as_str());
-    let row = bind_spec(q, spec).fetch_one(pool).await.map_err(|e| {
+    let row = bind_spec(q, spec).fetch_one(&mut *tx).await.map_err(|e| {
         if is_unique_violation(&e) {
             Error::AlreadyExists(IndicatorName(indicator_id.clone()).to_string())
         } else {
             e.into()
         }
     })?;
+    tx.commit().await?;
     row.try_into()
 }
 

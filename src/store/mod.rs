@@ -1,8 +1,12 @@
 //! PostgreSQL access, one module per aggregate. SQL lives here and nowhere else; every
 //! dynamic value is a bound parameter.
 
+pub mod audit;
+pub mod call;
+pub mod idempotency;
 pub mod indicators;
 pub mod initiatives;
+pub mod keys;
 pub mod observations;
 pub mod programs;
 pub mod reports;
@@ -71,10 +75,45 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
 /// whose `Transaction` guard is then dropped, and rolls back, normally.
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     let pool = pool.clone();
-    tokio::spawn(async move { pool.begin().await })
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::from)
+    let call = call::current();
+    tokio::spawn(async move {
+        let mut tx = pool.begin().await?;
+        if let Some(call) = call {
+            // The caller, for the audit triggers, and the request id's claim, in one
+            // round trip. A claim taken by a concurrent transaction with the same
+            // request id waits for it and then fails with a unique violation, which
+            // the caller turns into a replay of the stored response.
+            let (claim_id, fingerprint) = match &call.claim {
+                Some(c) => (Some(c.request_id), Some(c.fingerprint.clone())),
+                None => (None, None),
+            };
+            sqlx::query(
+                "WITH claim AS (\
+                   INSERT INTO idempotency_keys (request_id, method, fingerprint) \
+                   SELECT $4, $2, $5 WHERE $4::uuid IS NOT NULL) \
+                 SELECT set_config('tradewatch.actor', $1, true), \
+                        set_config('tradewatch.method', $2, true), \
+                        set_config('tradewatch.request_id', $3, true)",
+            )
+            .bind(call.actor.as_deref().unwrap_or(""))
+            .bind(&call.method)
+            .bind(&call.request_id)
+            .bind(claim_id)
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if claim_id.is_some() && is_unique_violation(&e) {
+                    Error::RequestReplayed
+                } else {
+                    Error::from(e)
+                }
+            })?;
+        }
+        Ok::<_, Error>(tx)
+    })
+    .await
+    .map_err(Error::internal)?
 }
 
 /// Starts a read-only REPEATABLE READ transaction in one round trip (`BEGIN` with its

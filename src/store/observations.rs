@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::begin;
+use super::call::{self, Claim};
+use super::{begin, is_unique_violation};
 use crate::domain::observation::{ObsStatus, ObservationName};
 use crate::domain::{Decimal, Frequency, Period, ResourceId};
 use crate::error::{Error, Result};
@@ -102,7 +103,7 @@ fn copy_escape(out: &mut String, s: &str) {
 }
 
 /// Counts of a merge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MergeCounts {
     /// New observations (or deleted ones written again).
     pub inserted: i64,
@@ -121,6 +122,33 @@ pub struct Merged {
     pub counts: MergeCounts,
     /// The commit's `known_from`, when something changed (and was written).
     pub commit_time: Option<DateTime<Utc>>,
+}
+
+impl Merged {
+    /// The form kept with an idempotency claim (JSON: the counts and the commit time in
+    /// microseconds since the epoch).
+    fn to_stored(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "counts": self.counts,
+            "commit_time_us": self.commit_time.map(|t| t.timestamp_micros()),
+        }))
+        .unwrap_or_default()
+    }
+
+    /// Reads what [`to_stored`](Self::to_stored) wrote.
+    pub fn from_stored(bytes: &[u8]) -> Result<Merged> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            counts: MergeCounts,
+            commit_time_us: Option<i64>,
+        }
+        let s: Stored = serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(anyhow::anyhow!("stored merge result: {e}")))?;
+        Ok(Merged {
+            counts: s.counts,
+            commit_time: s.commit_time_us.and_then(DateTime::from_timestamp_micros),
+        })
+    }
 }
 
 /// A write in progress: an open transaction with a staging table. Only used inside the
@@ -214,7 +242,12 @@ impl Staging {
     /// Classifies and writes the staged rows (see the module docs), or with
     /// `validate_only` only classifies them and rolls back. `method` is recorded with
     /// the commit.
-    async fn merge(mut self, method: &str, validate_only: bool) -> Result<Merged> {
+    async fn merge(
+        mut self,
+        method: &str,
+        validate_only: bool,
+        claim: Option<Claim>,
+    ) -> Result<Merged> {
         let tx = &mut self.tx;
         let mut commit_time: DateTime<Utc> = Utc::now();
         let mut seq: i64 = 0;
@@ -287,12 +320,25 @@ impl Staging {
                 missing.map(|m| m.0).unwrap_or(0)
             )));
         }
-        if validate_only || changed == 0 {
+        if validate_only {
             // Nothing to write: roll back (dropping the transaction does).
             return Ok(Merged {
                 counts,
                 commit_time: None,
             });
+        }
+        if changed == 0 {
+            let merged = Merged {
+                counts,
+                commit_time: None,
+            };
+            // A no-op still claims its request id, so that the id cannot be reused
+            // for a different request.
+            if let Some(claim) = claim {
+                save_claim(&mut self.tx, method, claim, merged.to_stored()).await?;
+                self.tx.commit().await?;
+            }
+            return Ok(merged);
         }
         sqlx::query(
             "UPDATE observation_versions v SET known_until = $1 FROM classified c \
@@ -324,6 +370,36 @@ impl Staging {
             .bind(seq.to_string())
             .execute(&mut **tx)
             .await?;
+        // One audit event per indicator written to, with counts (not one per row).
+        let actor = call::current().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO audit_events (actor, method, resource, action, request_id, after) \
+             SELECT $1, $2, 'indicators/' || i.indicator_id || '/observations', 'IMPORT', $3, \
+                    jsonb_build_object('commit', $4::bigint, \
+                      'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')), \
+                      'revised', count(*) FILTER (WHERE c.action = 'R'), \
+                      'deleted', count(*) FILTER (WHERE c.action = 'D'), \
+                      'unchanged', count(*) FILTER (WHERE c.action = 'U')) \
+               FROM classified c JOIN indicators i USING (indicator_key) \
+              GROUP BY i.indicator_id ORDER BY i.indicator_id",
+        )
+        .bind(actor.actor.as_deref())
+        .bind(if actor.method.is_empty() {
+            method
+        } else {
+            actor.method.as_str()
+        })
+        .bind(&actor.request_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+        let merged = Merged {
+            counts,
+            commit_time: Some(commit_time),
+        };
+        if let Some(claim) = claim {
+            save_claim(&mut self.tx, method, claim, merged.to_stored()).await?;
+        }
         self.tx.commit().await?;
         Ok(Merged {
             counts,
@@ -332,10 +408,43 @@ impl Staging {
     }
 }
 
+/// Records a request id's claim with its result, in the write's transaction. A
+/// concurrent write with the same id got there first when this is a unique violation.
+async fn save_claim(
+    tx: &mut Transaction<'static, Postgres>,
+    method: &str,
+    claim: Claim,
+    response: Vec<u8>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (request_id, method, fingerprint, response) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(claim.request_id)
+    .bind(method)
+    .bind(claim.fingerprint)
+    .bind(response)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::RequestReplayed
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
 enum Command {
     Append(Vec<StagedRow>),
     Duplicates(i64, oneshot::Sender<Result<Vec<(i64, i64)>>>),
-    Merge(&'static str, bool, oneshot::Sender<Result<Merged>>),
+    Merge(
+        &'static str,
+        bool,
+        Option<Claim>,
+        oneshot::Sender<Result<Merged>>,
+    ),
 }
 
 /// A write in progress, driven from a task of its own.
@@ -361,7 +470,9 @@ impl StagingHandle {
         let (tx, mut rx) = mpsc::channel::<Command>(2);
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let pool = pool.clone();
-        tokio::spawn(async move {
+        // The task does not inherit the call's context: hand it over.
+        let call = call::current().unwrap_or_default();
+        tokio::spawn(call::scope(call, async move {
             let mut staging = match Staging::begin(&pool).await {
                 Ok(s) => {
                     let _ = ready_tx.send(Ok(()));
@@ -389,10 +500,10 @@ impl StagingHandle {
                             None => staging.duplicates(limit).await,
                         });
                     }
-                    Command::Merge(method, validate_only, reply) => {
+                    Command::Merge(method, validate_only, claim, reply) => {
                         let _ = reply.send(match failed.take() {
                             Some(e) => Err(e),
-                            None => staging.merge(method, validate_only).await,
+                            None => staging.merge(method, validate_only, claim).await,
                         });
                         return;
                     }
@@ -402,7 +513,7 @@ impl StagingHandle {
             if let Err(e) = staging.tx.rollback().await {
                 tracing::warn!(error = %e, "rollback of an abandoned write failed");
             }
-        });
+        }));
         ready_rx.await.map_err(|_| task_gone())??;
         Ok(Self { tx, rows: 0 })
     }
@@ -440,8 +551,15 @@ impl StagingHandle {
 
     /// Classifies and writes the staged rows, or with `validate_only` only classifies
     /// them; see [`Staging::merge`].
-    pub async fn merge(self, method: &'static str, validate_only: bool) -> Result<Merged> {
-        self.call(|reply| Command::Merge(method, validate_only, reply))
+    /// With a `claim`, the request id is recorded with the result in the same
+    /// transaction ([`Error::RequestReplayed`] when a concurrent write holds it).
+    pub async fn merge(
+        self,
+        method: &'static str,
+        validate_only: bool,
+        claim: Option<Claim>,
+    ) -> Result<Merged> {
+        self.call(|reply| Command::Merge(method, validate_only, claim, reply))
             .await
     }
 }

@@ -83,6 +83,7 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
         columns!(),
         ""
     );
+    let mut tx = begin(pool).await?;
     let row: Row = sqlx::query_as(sql)
         .bind(program_id.as_str())
         .bind(&spec.title)
@@ -93,7 +94,7 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
         .bind(spec.end_year)
         .bind(&spec.summary)
         .bind(&spec.source_uri)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -102,6 +103,7 @@ pub async fn create(pool: &PgPool, program_id: &ResourceId, spec: &ProgramSpec) 
                 e.into()
             }
         })?;
+    tx.commit().await?;
     Ok(row.into())
 }
 

@@ -17,12 +17,13 @@ use tradewatch::proto::v1 as pb;
 use tradewatch::proto::v1::indicator_service_client::IndicatorServiceClient;
 use tradewatch::proto::v1::observation_service_client::ObservationServiceClient;
 
-use crate::helpers::{TestDatabase, create_database, indicator, obs};
+use crate::helpers::{Ch, TestDatabase, authed, create_database, create_key, indicator, obs};
+use tradewatch::domain::access::Role;
 
 /// The binary as a child process, killed (and its log removed) on drop.
 struct ServerProcess {
     child: Child,
-    channel: Channel,
+    channel: Ch,
     log: PathBuf,
 }
 
@@ -44,9 +45,20 @@ impl ServerProcess {
             .stderr(std::fs::File::create(&log).expect("server log"))
             .spawn()
             .expect("start the tradewatch binary");
+        let key = {
+            let pool = sqlx::PgPool::connect_with(db.options.clone())
+                .await
+                .expect("connect to the test database");
+            let key = create_key(&pool, Role::Editor).await;
+            pool.close().await;
+            key
+        };
         let mut server = Self {
             child,
-            channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            channel: authed(
+                Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+                &key,
+            ),
             log,
         };
         let url = format!("http://127.0.0.1:{port}");
@@ -63,7 +75,7 @@ impl ServerProcess {
                     .await
                     .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32);
                 if serving {
-                    server.channel = channel;
+                    server.channel = authed(channel, &key);
                     return server;
                 }
             }
@@ -132,6 +144,7 @@ fn bulk_message(k: usize) -> pb::ImportObservationsRequest {
         })
         .collect();
     pb::ImportObservationsRequest {
+        request_id: String::new(),
         validate_only: false,
         observations,
     }
@@ -153,6 +166,7 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
     annual.unit_multiplier = 8;
     indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(annual),
             indicator_id: "cq-offshore".into(),
         })
@@ -163,6 +177,7 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
         monthly.frequency = pb::Frequency::Monthly as i32;
         indicators
             .create_indicator(pb::CreateIndicatorRequest {
+                request_id: String::new(),
                 indicator: Some(monthly),
                 indicator_id: bulk_id(k),
             })
@@ -172,6 +187,7 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
     let y = |p: &str| format!("indicators/cq-offshore/observations/{p}");
     let acked = observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: vec![
                 obs(&y("2018"), "21.5", S::Provisional),
                 obs(&y("2019"), "20.6", S::Provisional),
@@ -284,6 +300,7 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
     // The restarted server writes on from there: the next commit is number 2.
     let more = observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: vec![obs(&y("2021"), "23.0", S::Estimated)],
             validate_only: false,
         })

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tonic::transport::Channel;
+use tower_http::auth::AddAuthorization;
+use tradewatch::domain::access::Role;
 use tradewatch::embedded_pg::{DEFAULT_DATABASE, EmbeddedPostgres};
 use tradewatch::proto::v1::indicator_service_client::IndicatorServiceClient;
 use tradewatch::proto::v1::observation_service_client::ObservationServiceClient;
@@ -120,24 +122,55 @@ async fn exec(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// A channel that sends `authorization: Bearer <key>` on every call.
+pub type Ch = AddAuthorization<Channel>;
+
+/// `channel` sending `secret` as its bearer key.
+pub fn authed(channel: Channel, secret: &str) -> Ch {
+    AddAuthorization::bearer(channel, secret)
+}
+
+/// Creates a key with `role` directly in the database; returns its secret.
+pub async fn create_key(pool: &PgPool, role: Role) -> String {
+    store::keys::create(pool, "test", role, None)
+        .await
+        .expect("create an API key")
+        .1
+}
+
+/// Options of the test servers: those of production, with a short drain.
+pub fn test_options() -> server::Options {
+    server::Options {
+        grace: Duration::from_secs(5),
+        ..server::Options::default()
+    }
+}
+
 /// A running server on its own database.
 pub struct TestApp {
     /// The server's address.
     pub addr: std::net::SocketAddr,
     /// A pool on the test's database, for checks behind the API's back.
     pub pool: PgPool,
+    /// Secret of an admin key, which the clients below send.
+    pub admin_key: String,
     /// ProgramService client.
-    pub programs: ProgramServiceClient<Channel>,
+    pub programs: ProgramServiceClient<Ch>,
     /// IndicatorService client.
-    pub indicators: IndicatorServiceClient<Channel>,
+    pub indicators: IndicatorServiceClient<Ch>,
     /// ObservationService client.
-    pub observations: ObservationServiceClient<Channel>,
+    pub observations: ObservationServiceClient<Ch>,
     db_name: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Starts the real server on `127.0.0.1:0` against a fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_options()).await
+}
+
+/// As [`spawn_app`], with `options`.
+pub async fn spawn_app_with(server_options: server::Options) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("info")
@@ -170,21 +203,41 @@ pub async fn spawn_app() -> TestApp {
         async move {
             let _ = rx.await;
         },
-        Duration::from_secs(5),
+        server_options,
     ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect to the test server");
+    let admin_key = create_key(&pool, Role::Admin).await;
+    let channel = authed(raw_channel(addr).await, &admin_key);
     TestApp {
         addr,
         pool,
         programs: ProgramServiceClient::new(channel.clone()),
         indicators: IndicatorServiceClient::new(channel.clone()),
         observations: ObservationServiceClient::new(channel),
+        admin_key,
         db_name,
         shutdown: Some(tx),
+    }
+}
+
+/// A new connection to `addr`, sending no key.
+pub async fn raw_channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to the test server")
+}
+
+impl TestApp {
+    /// A new connection to the server, sending the admin key.
+    pub async fn channel(&self) -> Ch {
+        authed(raw_channel(self.addr).await, &self.admin_key)
+    }
+
+    /// A new connection sending a new key with `role`.
+    pub async fn channel_as(&self, role: Role) -> Ch {
+        let key = create_key(&self.pool, role).await;
+        authed(raw_channel(self.addr).await, &key)
     }
 }
 
@@ -313,6 +366,7 @@ impl TestApp {
     pub async fn create_program(&mut self, id: &str) -> tradewatch::proto::v1::Program {
         self.programs
             .create_program(tradewatch::proto::v1::CreateProgramRequest {
+                request_id: String::new(),
                 program: Some(program(&format!("Programme {id}"))),
                 program_id: id.into(),
             })
@@ -325,6 +379,7 @@ impl TestApp {
     pub async fn create_indicator(&mut self, id: &str) -> tradewatch::proto::v1::Indicator {
         self.indicators
             .create_indicator(tradewatch::proto::v1::CreateIndicatorRequest {
+                request_id: String::new(),
                 indicator: Some(indicator(&format!("Indicator {id}"))),
                 indicator_id: id.into(),
             })
@@ -346,6 +401,7 @@ impl TestApp {
         }
         self.programs
             .create_initiative(tradewatch::proto::v1::CreateInitiativeRequest {
+                request_id: String::new(),
                 parent: format!("programs/{program}"),
                 initiative: Some(i),
                 initiative_id: id.into(),
@@ -363,6 +419,7 @@ impl TestApp {
     ) -> Result<tradewatch::proto::v1::Target, tonic::Status> {
         self.programs
             .create_target(tradewatch::proto::v1::CreateTargetRequest {
+                request_id: String::new(),
                 parent: format!("programs/{program}"),
                 target: Some(target),
                 target_id: id.into(),
@@ -466,6 +523,7 @@ impl TestApp {
         ind.unit_multiplier = unit_multiplier;
         self.indicators
             .create_indicator(tradewatch::proto::v1::CreateIndicatorRequest {
+                request_id: String::new(),
                 indicator: Some(ind),
                 indicator_id: id.into(),
             })
@@ -481,6 +539,7 @@ impl TestApp {
     ) -> tradewatch::proto::v1::BatchCreateObservationsResponse {
         self.observations
             .batch_create_observations(tradewatch::proto::v1::BatchCreateObservationsRequest {
+                request_id: String::new(),
                 observations,
                 validate_only: false,
             })

@@ -23,6 +23,7 @@ async fn indicator_crud_round_trip() {
     let created = app
         .indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(ind.clone()),
             indicator_id: "cq-offshore-outsourcing".into(),
         })
@@ -227,6 +228,7 @@ async fn every_invalid_indicator_field_is_named() {
         let err = app
             .indicators
             .create_indicator(pb::CreateIndicatorRequest {
+                request_id: String::new(),
                 indicator: Some(ind),
                 indicator_id: "valid".into(),
             })
@@ -237,6 +239,7 @@ async fn every_invalid_indicator_field_is_named() {
     let err = app
         .indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(indicator("x")),
             indicator_id: "x_y".into(),
         })
@@ -258,6 +261,7 @@ async fn every_invalid_indicator_field_is_named() {
     teu.region = "CN".into();
     app.indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(teu),
             indicator_id: "teu".into(),
         })
@@ -276,6 +280,7 @@ async fn an_indicator_in_use_is_deleted_only_with_force() {
         .unwrap();
     app.programs
         .create_initiative(pb::CreateInitiativeRequest {
+            request_id: String::new(),
             parent: "programs/p".into(),
             initiative_id: "area".into(),
             initiative: Some(pb::Initiative {
@@ -382,6 +387,7 @@ async fn an_indicator_with_observations_is_deleted_only_with_force() {
     app.create_indicator("ind").await;
     app.observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: vec![pb::Observation {
                 name: "indicators/ind/observations/2020".into(),
                 value: "22.8".into(),

@@ -112,6 +112,7 @@ async fn import(
     let messages: Vec<pb::ImportObservationsRequest> = rows
         .chunks(chunk)
         .map(|c| pb::ImportObservationsRequest {
+            request_id: String::new(),
             validate_only,
             observations: c.to_vec(),
         })
@@ -493,6 +494,7 @@ async fn reimporting_the_same_rows_writes_nothing_and_only_changes_are_revised()
     let checked = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: proposal,
             validate_only: true,
         })
@@ -551,6 +553,7 @@ async fn a_bad_row_anywhere_in_the_stream_refuses_the_whole_import() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: rows,
             validate_only: false,
         })
@@ -595,6 +598,7 @@ async fn a_bad_row_anywhere_in_the_stream_refuses_the_whole_import() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: rows,
             validate_only: false,
         })
@@ -687,6 +691,7 @@ async fn every_invalid_observation_is_named_and_nothing_is_written() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: request.clone(),
             validate_only: false,
         })
@@ -754,6 +759,7 @@ async fn call_and_message_sizes_are_bounded() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: too_many.clone(),
             validate_only: false,
         })
@@ -771,6 +777,7 @@ async fn call_and_message_sizes_are_bounded() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: bad,
             validate_only: false,
         })
@@ -806,6 +813,7 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
     let err = app
         .observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
             observations: bad_rows(60),
             validate_only: false,
         })
@@ -943,6 +951,7 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     let mut staged = 0;
     for chunk in rows[..10].chunks(5) {
         tx.send(pb::ImportObservationsRequest {
+            request_id: String::new(),
             validate_only: false,
             observations: chunk.to_vec(),
         })
@@ -999,6 +1008,7 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
     for round in 0..5 {
         let (tx, call) = start_import(&app);
         tx.send(pb::ImportObservationsRequest {
+            request_id: String::new(),
             validate_only: false,
             observations: big.clone(),
         })

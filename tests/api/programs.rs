@@ -144,6 +144,7 @@ async fn duplicate_ids_and_missing_resources() {
     let err = app
         .programs
         .create_program(pb::CreateProgramRequest {
+            request_id: String::new(),
             program: Some(program("again")),
             program_id: "p".into(),
         })
@@ -417,6 +418,7 @@ async fn every_invalid_programme_field_is_named() {
     ];
     for (field, change, want_reason) in cases {
         let mut req = pb::CreateProgramRequest {
+            request_id: String::new(),
             program: Some(program("Valid")),
             program_id: "valid".into(),
         };
@@ -431,6 +433,7 @@ async fn every_invalid_programme_field_is_named() {
     let err = app
         .programs
         .create_program(pb::CreateProgramRequest {
+            request_id: String::new(),
             program: Some(p),
             program_id: "-bad".into(),
         })
@@ -607,6 +610,7 @@ async fn initiative_trees_have_no_cycles_and_a_depth_limit() {
     let err = app
         .programs
         .create_initiative(pb::CreateInitiativeRequest {
+            request_id: String::new(),
             parent: "programs/p".into(),
             initiative: Some(i),
             initiative_id: "x".into(),
@@ -693,6 +697,7 @@ async fn initiative_fields_round_trip_and_are_validated() {
     let created = app
         .programs
         .create_initiative(pb::CreateInitiativeRequest {
+            request_id: String::new(),
             parent: "programs/p".into(),
             initiative_id: "offshore".into(),
             initiative: Some(pb::Initiative {
@@ -837,6 +842,7 @@ async fn initiative_fields_round_trip_and_are_validated() {
         let err = app
             .programs
             .create_initiative(pb::CreateInitiativeRequest {
+                request_id: String::new(),
                 parent: "programs/p".into(),
                 initiative: Some(initiative),
                 initiative_id: "bad".into(),
@@ -848,6 +854,7 @@ async fn initiative_fields_round_trip_and_are_validated() {
     let err = app
         .programs
         .create_initiative(pb::CreateInitiativeRequest {
+            request_id: String::new(),
             parent: "nope/p".into(),
             initiative: Some(crate::helpers::initiative("t")),
             initiative_id: "ok".into(),
@@ -948,6 +955,7 @@ async fn target_crud_and_validation() {
     monthly.frequency = pb::Frequency::Monthly as i32;
     app.indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(monthly),
             indicator_id: "monthly".into(),
         })

@@ -4,29 +4,24 @@
 //! code under test. Rates and ratios (doubles) are compared to 1e-6 relative.
 
 use tonic::Code;
-use tonic::transport::Channel;
 use tradewatch::proto::v1 as pb;
 use tradewatch::proto::v1::observation_service_client::ObservationServiceClient;
 use tradewatch::proto::v1::reporting_service_client::ReportingServiceClient;
 
 use crate::helpers::{
-    TestApp, assert_invalid, indicator, initiative, level_target, reason, spawn_app,
+    Ch, TestApp, assert_invalid, indicator, initiative, level_target, reason, spawn_app,
 };
 
 use pb::target_progress::Status;
 
 /// The clients this module needs, on their own channel to the test server.
 struct Clients {
-    reports: ReportingServiceClient<Channel>,
-    observations: ObservationServiceClient<Channel>,
+    reports: ReportingServiceClient<Ch>,
+    observations: ObservationServiceClient<Ch>,
 }
 
 async fn clients(app: &TestApp) -> Clients {
-    let channel = Channel::from_shared(format!("http://{}", app.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect to the test server");
+    let channel = app.channel().await;
     Clients {
         reports: ReportingServiceClient::new(channel.clone()),
         observations: ObservationServiceClient::new(channel),
@@ -52,6 +47,7 @@ impl Clients {
             .collect();
         self.observations
             .batch_create_observations(pb::BatchCreateObservationsRequest {
+                request_id: String::new(),
                 observations,
                 validate_only: false,
             })
@@ -100,6 +96,7 @@ async fn create_indicator(app: &mut TestApp, id: &str, edit: impl FnOnce(&mut pb
     edit(&mut ind);
     app.indicators
         .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
             indicator: Some(ind),
             indicator_id: id.into(),
         })
@@ -1393,6 +1390,7 @@ async fn create_initiative(app: &mut TestApp, id: &str, edit: impl FnOnce(&mut p
     edit(&mut i);
     app.programs
         .create_initiative(pb::CreateInitiativeRequest {
+            request_id: String::new(),
             parent: "programs/sc".into(),
             initiative: Some(i),
             initiative_id: id.into(),

@@ -1,0 +1,53 @@
+//! Who is calling, carried from the gRPC layer to the transactions that write.
+//!
+//! The server's call layer runs every handler inside [`scope`], with the caller's key,
+//! the method and the request id. [`super::begin`] copies them into the transaction
+//! (`set_config(..., true)`, transaction-local), where the audit triggers read them, so
+//! every audited change carries its author without threading it through every store
+//! function. A create, batch or import that carries a `request_id` also claims it in
+//! that transaction (see [`super::idempotency`]).
+
+use std::future::Future;
+
+/// The caller of the current gRPC call.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// Key id of the caller (`None` when anonymous or internal).
+    pub actor: Option<String>,
+    /// Full gRPC method, e.g. `tradewatch.v1.ProgramService/CreateProgram`.
+    pub method: String,
+    /// The call's request id (`x-request-id`).
+    pub request_id: String,
+    /// The idempotency claim of this call, if it carries a `request_id`.
+    pub claim: Option<Claim>,
+}
+
+/// A `request_id` claimed by the transaction that applies the request.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The client's request id.
+    pub request_id: uuid::Uuid,
+    /// SHA-256 of the method and the request's encoding, minus the request id.
+    pub fingerprint: Vec<u8>,
+}
+
+tokio::task_local! {
+    static CALL: CallContext;
+}
+
+/// Runs `f` as the call described by `ctx`.
+pub async fn scope<F: Future>(ctx: CallContext, f: F) -> F::Output {
+    CALL.scope(ctx, f).await
+}
+
+/// The current call, if any (none for the seed, migrations and other internal work).
+pub fn current() -> Option<CallContext> {
+    CALL.try_with(Clone::clone).ok()
+}
+
+/// Runs `f` as the current call with `claim` added.
+pub async fn with_claim<F: Future>(claim: Claim, f: F) -> F::Output {
+    let mut ctx = current().unwrap_or_default();
+    ctx.claim = Some(claim);
+    CALL.scope(ctx, f).await
+}
