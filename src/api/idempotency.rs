@@ -87,6 +87,7 @@ pub(crate) async fn plan(
     match idempotency::find(pool, request_id).await? {
         None => Ok(Plan::Apply(Claim {
             request_id,
+            method: method.to_owned(),
             fingerprint,
         })),
         Some(stored) if stored.method == method && stored.fingerprint == fingerprint => {

@@ -398,6 +398,25 @@ fn render(rows: &[ExportRow], sdmx: bool, out: &mut String) {
     }
 }
 
+/// Counts the rows of a committed write in the metrics.
+fn count_rows(ctx: &Context, merged: &Merged) {
+    use crate::metrics::RowLabels;
+    let c = &merged.counts;
+    for (outcome, n) in [
+        ("inserted", c.inserted),
+        ("revised", c.revised),
+        ("unchanged", c.unchanged),
+        ("deleted", c.deleted),
+    ] {
+        if n > 0 {
+            ctx.metrics
+                .rows
+                .get_or_create(&RowLabels { outcome })
+                .inc_by(n as u64);
+        }
+    }
+}
+
 fn import_response(merged: &Merged, validate_only: bool) -> pb::ImportObservationsResponse {
     pb::ImportObservationsResponse {
         inserted: merged.counts.inserted,
@@ -508,6 +527,9 @@ impl ObservationService for ObservationApi {
                 }
             }
         };
+        if !validate_only {
+            count_rows(&self.ctx, &merged);
+        }
         let observations = if validate_only {
             Vec::new()
         } else {
@@ -605,6 +627,7 @@ impl ObservationService for ObservationApi {
             .zip(fingerprint.clone())
             .map(|(request_id, fingerprint)| crate::store::call::Claim {
                 request_id,
+                method: METHOD.to_owned(),
                 fingerprint,
             });
         let merged = match staging
@@ -630,6 +653,9 @@ impl ObservationService for ObservationApi {
             validate_only,
             "import"
         );
+        if !validate_only {
+            count_rows(&self.ctx, &merged);
+        }
         Ok(Response::new(import_response(&merged, validate_only)))
     }
 

@@ -27,6 +27,8 @@ pub struct CallContext {
 pub struct Claim {
     /// The client's request id.
     pub request_id: uuid::Uuid,
+    /// The full method it was sent to, e.g. `tradewatch.v1.ProgramService/CreateProgram`.
+    pub method: String,
     /// SHA-256 of the method and the request's encoding, minus the request id.
     pub fingerprint: Vec<u8>,
 }

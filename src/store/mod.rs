@@ -83,14 +83,18 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
             // round trip. A claim taken by a concurrent transaction with the same
             // request id waits for it and then fails with a unique violation, which
             // the caller turns into a replay of the stored response.
-            let (claim_id, fingerprint) = match &call.claim {
-                Some(c) => (Some(c.request_id), Some(c.fingerprint.clone())),
-                None => (None, None),
+            let (claim_id, claim_method, fingerprint) = match &call.claim {
+                Some(c) => (
+                    Some(c.request_id),
+                    Some(c.method.clone()),
+                    Some(c.fingerprint.clone()),
+                ),
+                None => (None, None, None),
             };
             sqlx::query(
                 "WITH claim AS (\
                    INSERT INTO idempotency_keys (request_id, method, fingerprint) \
-                   SELECT $4, $2, $5 WHERE $4::uuid IS NOT NULL) \
+                   SELECT $4, $6, $5 WHERE $4::uuid IS NOT NULL) \
                  SELECT set_config('tradewatch.actor', $1, true), \
                         set_config('tradewatch.method', $2, true), \
                         set_config('tradewatch.request_id', $3, true)",
@@ -100,6 +104,7 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
             .bind(&call.request_id)
             .bind(claim_id)
             .bind(fingerprint)
+            .bind(claim_method)
             .execute(&mut *tx)
             .await
             .map_err(|e| {

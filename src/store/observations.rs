@@ -335,7 +335,7 @@ impl Staging {
             // A no-op still claims its request id, so that the id cannot be reused
             // for a different request.
             if let Some(claim) = claim {
-                save_claim(&mut self.tx, method, claim, merged.to_stored()).await?;
+                save_claim(&mut self.tx, claim, merged.to_stored()).await?;
                 self.tx.commit().await?;
             }
             return Ok(merged);
@@ -398,7 +398,7 @@ impl Staging {
             commit_time: Some(commit_time),
         };
         if let Some(claim) = claim {
-            save_claim(&mut self.tx, method, claim, merged.to_stored()).await?;
+            save_claim(&mut self.tx, claim, merged.to_stored()).await?;
         }
         self.tx.commit().await?;
         Ok(Merged {
@@ -412,7 +412,6 @@ impl Staging {
 /// concurrent write with the same id got there first when this is a unique violation.
 async fn save_claim(
     tx: &mut Transaction<'static, Postgres>,
-    method: &str,
     claim: Claim,
     response: Vec<u8>,
 ) -> Result<()> {
@@ -421,7 +420,7 @@ async fn save_claim(
          VALUES ($1, $2, $3, $4)",
     )
     .bind(claim.request_id)
-    .bind(method)
+    .bind(claim.method)
     .bind(claim.fingerprint)
     .bind(response)
     .execute(&mut **tx)

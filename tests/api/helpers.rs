@@ -152,6 +152,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// A pool on the test's database, for checks behind the API's back.
     pub pool: PgPool,
+    /// The server's Prometheus endpoint.
+    pub metrics_addr: std::net::SocketAddr,
     /// Secret of an admin key, which the clients below send.
     pub admin_key: String,
     /// ProgramService client.
@@ -192,6 +194,10 @@ pub async fn spawn_app_with(server_options: server::Options) -> TestApp {
     let options = shared.admin.clone().database(&db_name);
     let pool = store::connect_lazy(options, &store::PoolConfig::default());
     let ctx = server::context(pool.clone()).await.expect("context");
+    let (metrics_addr, _) =
+        tradewatch::metrics::spawn("127.0.0.1:0".parse().expect("addr"), ctx.metrics.clone())
+            .await
+            .expect("metrics port");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -206,7 +212,13 @@ pub async fn spawn_app_with(server_options: server::Options) -> TestApp {
         server_options,
     ));
     let admin_key = create_key(&pool, Role::Admin).await;
-    let channel = authed(raw_channel(addr).await, &admin_key);
+    // Lazy: a test may serve TLS, which this plaintext channel cannot speak.
+    let channel = authed(
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy(),
+        &admin_key,
+    );
     TestApp {
         addr,
         pool,
@@ -214,6 +226,7 @@ pub async fn spawn_app_with(server_options: server::Options) -> TestApp {
         indicators: IndicatorServiceClient::new(channel.clone()),
         observations: ObservationServiceClient::new(channel),
         admin_key,
+        metrics_addr,
         db_name,
         shutdown: Some(tx),
     }

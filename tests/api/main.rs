@@ -8,5 +8,6 @@ mod indicators;
 mod observations;
 mod programs;
 mod reports;
+mod security;
 mod seed;
 mod server;
