@@ -852,7 +852,7 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
     let server = format!("http://{}", app.addr);
     let (ok, _, stderr) = cli(&["import", file.path(), "--server", &server]).await;
     assert!(!ok);
-    assert!(stderr.contains("error: InvalidArgument"), "{stderr}");
+    assert!(stderr.contains("error: INVALID_ARGUMENT: "), "{stderr}");
     assert!(
         stderr.contains("observations[0].value (CSV line 2)"),
         "{stderr}"
