@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Settings shared by every command.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Server settings")]
     pub settings: RawSettings,
 }
 
@@ -39,6 +39,9 @@ pub enum Command {
     Import(crate::cli::ImportArgs),
     /// Export observations from a running server as CSV or SDMX-CSV.
     Export(crate::cli::ExportArgs),
+    /// Resource and report commands, clients of a running server.
+    #[command(flatten)]
+    Operator(crate::cli::OperatorCommand),
     /// Manage API keys directly in the database (for bootstrap and recovery).
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -28,6 +28,11 @@ fn init_tracing(config: &Config) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Resource and report commands are clients of a running server: no settings, no
+    // database, and their own exit codes.
+    if let Some(Command::Operator(command)) = cli.command {
+        return tradewatch::cli::run(command).await;
+    }
     let config = match Config::from_raw(&cli.settings) {
         Ok(c) => c,
         Err(errors) => {
@@ -58,6 +63,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => DbCommand::Migrate,
         Command::Seed => DbCommand::Seed,
         Command::Keys(k) => DbCommand::Keys(k),
+        Command::Operator(_) => unreachable!("dispatched in main"),
     };
     // The private cluster, when DATABASE_URL is unset; stopped on the way out.
     let (options, embedded) = match &config.database {

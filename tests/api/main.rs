@@ -2,6 +2,7 @@
 //! clients, against a real PostgreSQL. One binary, one module per area, one database
 //! per test.
 
+mod cli;
 mod crash;
 mod helpers;
 mod indicators;

@@ -1,0 +1,435 @@
+//! `tradewatch report progress|series|breakdown|scorecard`: ReportingService as
+//! tables.
+
+use clap::{Args, Subcommand};
+
+use super::json::to_json;
+use super::table::{Table, fields, truncate};
+use super::values::{
+    self, FlowArg, FrequencyArg, GroupByArg, TransformArg, child_name, indicator_name,
+    parse_key_values, program_name,
+};
+use super::{ClientArgs, Failure, Outcome, connect, emit, parse_instant};
+use crate::proto::v1 as pb;
+use crate::proto::v1::reporting_service_client::ReportingServiceClient;
+
+/// Widest title in a report table.
+const TITLE_WIDTH: usize = 60;
+
+/// `tradewatch report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[command(subcommand)]
+    pub command: ReportCommand,
+    /// Answer as known at this instant (RFC 3339, e.g. 2021-03-01T00:00:00Z); default
+    /// now.
+    #[arg(long, global = true, value_name = "INSTANT")]
+    pub as_of: Option<String>,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The reports.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Progress of one target (--target), or of every target of a programme
+    /// (--program).
+    Progress {
+        /// The programme (id or name): every target of it, or the one --target names.
+        #[arg(long, value_name = "PROGRAM")]
+        program: Option<String>,
+        /// One target: its name, or its id with --program.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+    },
+    /// An indicator's values over a range of periods, rolled up and transformed.
+    Series {
+        /// The indicator (id or name).
+        #[arg(long, value_name = "INDICATOR")]
+        indicator: String,
+        /// Output frequency, not finer than the indicator's (default: the indicator's).
+        #[arg(long, value_enum)]
+        frequency: Option<FrequencyArg>,
+        /// First period of the output (default: the first with data).
+        #[arg(long, value_name = "PERIOD")]
+        start: Option<String>,
+        /// Last period of the output, inclusive (default: the last with data).
+        #[arg(long, value_name = "PERIOD")]
+        end: Option<String>,
+        /// Transform (default: level).
+        #[arg(long, value_enum)]
+        transform: Option<TransformArg>,
+    },
+    /// For one period, the matching indicators grouped by a dimension, with shares.
+    Breakdown {
+        /// The period, SDMX syntax.
+        #[arg(long, value_name = "PERIOD")]
+        period: String,
+        /// What to group by.
+        #[arg(long, value_enum)]
+        group_by: GroupByArg,
+        /// With `--group-by free`: the dimension key.
+        #[arg(long, value_name = "KEY")]
+        dimension_key: Option<String>,
+        /// Only indicators of this region.
+        #[arg(long, value_name = "CODE")]
+        region: Option<String>,
+        /// Only indicators of this flow.
+        #[arg(long, value_enum)]
+        flow: Option<FlowArg>,
+        /// Only indicators of these EBOPS 2010 categories, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "CODE,…")]
+        service_categories: Vec<String>,
+        /// Only indicators with these free dimension values, comma-separated
+        /// `key=code` pairs.
+        #[arg(long, value_delimiter = ',', value_name = "KEY=CODE,…")]
+        dimensions: Vec<String>,
+    },
+    /// A programme's initiatives as a tree with their targets' progress and their
+    /// indicators' latest values.
+    Scorecard {
+        /// The programme (id or name).
+        #[arg(long, value_name = "PROGRAM")]
+        program: String,
+    },
+}
+
+/// Runs `tradewatch report …`.
+pub async fn run(args: ReportArgs) -> Outcome {
+    let json = args.client.json;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|t| parse_instant("--as-of", t))
+        .transpose()?;
+    match args.command {
+        ReportCommand::Progress { program, target } => {
+            let program = program.as_deref();
+            match target {
+                Some(target) => {
+                    let name = child_name(&target, program, "targets")?;
+                    let mut client = client(&args.client).await?;
+                    let p = client
+                        .get_target_progress(pb::GetTargetProgressRequest { name, as_of })
+                        .await?
+                        .into_inner();
+                    if json {
+                        emit(&to_json(&p)?)
+                    } else {
+                        emit(&progress_fields(&p))
+                    }
+                }
+                None => {
+                    let parent = program.map(program_name).ok_or_else(|| {
+                        Failure::Usage("give --program PROGRAM, --target TARGET, or both".into())
+                    })?;
+                    let mut client = client(&args.client).await?;
+                    let r = client
+                        .list_target_progress(pb::ListTargetProgressRequest { parent, as_of })
+                        .await?
+                        .into_inner();
+                    if json {
+                        emit(&to_json(&r)?)
+                    } else {
+                        emit(&progress_table(&r.progress))
+                    }
+                }
+            }
+        }
+        ReportCommand::Series {
+            indicator,
+            frequency,
+            start,
+            end,
+            transform,
+        } => {
+            let request = pb::QuerySeriesRequest {
+                indicator: indicator_name(&indicator),
+                start_period: start.unwrap_or_default(),
+                end_period: end.unwrap_or_default(),
+                frequency: frequency.map_or(0, |f| pb::Frequency::from(f) as i32),
+                transform: transform.map_or(0, |t| pb::Transform::from(t) as i32),
+                as_of,
+            };
+            let r = client(&args.client)
+                .await?
+                .query_series(request)
+                .await?
+                .into_inner();
+            if json {
+                emit(&to_json(&r)?)
+            } else {
+                emit(&series_text(&r))
+            }
+        }
+        ReportCommand::Breakdown {
+            period,
+            group_by,
+            dimension_key,
+            region,
+            flow,
+            service_categories,
+            dimensions,
+        } => {
+            let request = pb::QueryBreakdownRequest {
+                period,
+                region: region.unwrap_or_default(),
+                flow: flow.map_or(0, |f| pb::indicator::Flow::from(f) as i32),
+                service_categories: service_categories
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                dimensions: parse_key_values("--dimensions", &dimensions)?,
+                group_by: pb::BreakdownDimension::from(group_by) as i32,
+                dimension_key: dimension_key.unwrap_or_default(),
+                as_of,
+            };
+            let r = client(&args.client)
+                .await?
+                .query_breakdown(request)
+                .await?
+                .into_inner();
+            if json {
+                emit(&to_json(&r)?)
+            } else {
+                emit(&breakdown_text(&r))
+            }
+        }
+        ReportCommand::Scorecard { program } => {
+            let r = client(&args.client)
+                .await?
+                .get_program_scorecard(pb::GetProgramScorecardRequest {
+                    name: program_name(&program),
+                    as_of,
+                })
+                .await?
+                .into_inner();
+            if json {
+                emit(&to_json(&r)?)
+            } else {
+                emit(&scorecard_text(&r))
+            }
+        }
+    }
+}
+
+async fn client(args: &ClientArgs) -> Result<ReportingServiceClient<super::Conn>, Failure> {
+    Ok(ReportingServiceClient::new(connect(&args.server).await?))
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map(|r| format!("{r:.3}")).unwrap_or_default()
+}
+
+/// One target's assessment, a field a line.
+pub fn progress_fields(p: &pb::TargetProgress) -> String {
+    fields(&[
+        ("target", p.target.clone()),
+        ("title", p.title.clone()),
+        ("indicator", p.indicator.clone()),
+        ("status", values::status(p.status)),
+        ("reason", p.reason.clone()),
+        ("unit", values::unit(&p.unit, p.unit_multiplier)),
+        (
+            "baseline",
+            values::at(&p.baseline_value, &p.baseline_period),
+        ),
+        ("latest", values::at(&p.latest_value, &p.latest_period)),
+        (
+            "target value",
+            values::at(&p.target_value, &p.target_period),
+        ),
+        ("attainment", values::percent(p.attainment)),
+        ("observed CAGR", values::percent(p.observed_cagr)),
+        ("required CAGR", values::percent(p.required_cagr)),
+        ("ratio", ratio(p.ratio)),
+        (
+            "projected",
+            values::at(&p.projected_value, &p.target_period),
+        ),
+        (
+            "still required CAGR",
+            values::percent(p.still_required_cagr),
+        ),
+        ("as of", values::time(&p.as_of)),
+    ])
+}
+
+/// Several targets' assessments, a row each.
+pub fn progress_table(list: &[pb::TargetProgress]) -> String {
+    let mut t = Table::new([
+        "TARGET",
+        "STATUS",
+        "UNIT",
+        "BASELINE",
+        "LATEST",
+        "TARGET VALUE",
+        "ATTAINMENT",
+        "OBSERVED",
+        "REQUIRED",
+        "RATIO",
+    ])
+    .right(&[6, 7, 8, 9]);
+    for p in list {
+        t.row([
+            p.target.rsplit('/').next().unwrap_or_default().to_owned(),
+            values::status(p.status),
+            values::unit(&p.unit, p.unit_multiplier),
+            values::at(&p.baseline_value, &p.baseline_period),
+            values::at(&p.latest_value, &p.latest_period),
+            values::at(&p.target_value, &p.target_period),
+            values::percent(p.attainment),
+            values::percent(p.observed_cagr),
+            values::percent(p.required_cagr),
+            ratio(p.ratio),
+        ]);
+    }
+    t.render()
+}
+
+fn is_rate(transform: i32) -> bool {
+    [
+        pb::Transform::PercentChange as i32,
+        pb::Transform::PercentChangeYearAgo as i32,
+        pb::Transform::CompoundAnnualGrowth as i32,
+    ]
+    .contains(&transform)
+}
+
+/// A series: a heading line, then a row per period.
+pub fn series_text(r: &pb::QuerySeriesResponse) -> String {
+    let rate = is_rate(r.transform);
+    let mut out = format!(
+        "{}: {}, {}, {}, as of {}\n",
+        r.indicator,
+        if rate {
+            "percent".to_owned()
+        } else {
+            values::unit(&r.unit, r.unit_multiplier)
+        },
+        values::frequency(r.frequency),
+        values::transform(r.transform),
+        values::time(&r.as_of)
+    );
+    let mut t =
+        Table::new(["PERIOD", if rate { "RATE" } else { "VALUE" }, "PARTS", ""]).right(&[1, 2]);
+    for p in &r.points {
+        t.row([
+            p.period.clone(),
+            if rate {
+                p.rate.map(|r| format!("{r:.2}")).unwrap_or_default()
+            } else {
+                p.value.clone()
+            },
+            format!("{}/{}", p.parts, p.expected_parts),
+            if p.partial { "partial" } else { "" }.to_owned(),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// A breakdown: a heading line, a row per group, the total and what is missing.
+pub fn breakdown_text(r: &pb::QueryBreakdownResponse) -> String {
+    let mut out = format!(
+        "{}: {}, as of {}\n",
+        r.period,
+        values::unit(&r.unit, r.unit_multiplier),
+        values::time(&r.as_of)
+    );
+    let mut t = Table::new(["GROUP", "VALUE", "SHARE", "INDICATORS"]).right(&[1, 2]);
+    for g in &r.groups {
+        t.row([
+            if g.key.is_empty() {
+                "(none)".to_owned()
+            } else {
+                g.key.clone()
+            },
+            g.value.clone(),
+            values::percent_of(Some(g.share)),
+            g.indicators
+                .iter()
+                .map(|i| i.strip_prefix("indicators/").unwrap_or(i))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    t.row(["total", r.total.as_str(), "", ""]);
+    out.push_str(&t.render());
+    if !r.missing.is_empty() {
+        out.push_str(&format!("missing: {}\n", r.missing.join(", ")));
+    }
+    out
+}
+
+/// A scorecard: the programme, then the initiative tree, each initiative followed by
+/// its targets and indicators, then the programme-wide targets.
+pub fn scorecard_text(r: &pb::ProgramScorecard) -> String {
+    let mut out = String::new();
+    if let Some(p) = &r.program {
+        out.push_str(&format!(
+            "{}: {}, as of {}\n",
+            p.name,
+            p.title,
+            values::time(&r.as_of)
+        ));
+    }
+    let mut t = Table::new([
+        "ITEM",
+        "STATE / STATUS",
+        "UNIT",
+        "LATEST",
+        "TARGET VALUE",
+        "CHANGE Y/Y",
+    ]);
+    fn targets(t: &mut Table, list: &[pb::TargetProgress], indent: &str) {
+        for p in list {
+            t.row([
+                format!("{indent}target {}", truncate(&p.title, TITLE_WIDTH)),
+                values::status(p.status),
+                values::unit(&p.unit, p.unit_multiplier),
+                values::at(&p.latest_value, &p.latest_period),
+                values::at(&p.target_value, &p.target_period),
+                String::new(),
+            ]);
+        }
+    }
+    fn cards(t: &mut Table, list: &[pb::InitiativeCard], depth: usize) {
+        let indent = "  ".repeat(depth);
+        for card in list {
+            let (title, state) = card
+                .initiative
+                .as_ref()
+                .map(|i| (i.title.as_str(), values::state(i.state)))
+                .unwrap_or_default();
+            t.row([format!("{indent}{}", truncate(title, TITLE_WIDTH)), state]);
+            let inner = "  ".repeat(depth + 1);
+            targets(t, &card.targets, &inner);
+            for i in &card.indicators {
+                let change = match (&i.change_year_ago[..], i.percent_change_year_ago) {
+                    ("", _) => String::new(),
+                    (c, None) => c.to_owned(),
+                    (c, Some(pct)) => format!("{c} ({pct:+.2} %)"),
+                };
+                t.row([
+                    format!("{inner}indicator {}", truncate(&i.title, TITLE_WIDTH)),
+                    String::new(),
+                    values::unit(&i.unit, i.unit_multiplier),
+                    values::at(&i.value, &i.period),
+                    String::new(),
+                    change,
+                ]);
+            }
+            cards(t, &card.children, depth + 1);
+        }
+    }
+    cards(&mut t, &r.initiatives, 0);
+    if !r.targets.is_empty() {
+        t.row(["programme-wide"]);
+        targets(&mut t, &r.targets, "  ");
+    }
+    out.push_str(&t.render());
+    out
+}

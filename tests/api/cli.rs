@@ -1,0 +1,949 @@
+//! The operator CLI (`tradewatch programs|initiatives|targets|indicators …`,
+//! `tradewatch report …`): the real binary against the real server, its printed
+//! output checked against values worked out by hand.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tradewatch::proto::v1 as pb;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// What one run of the binary printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns standard output.
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts failure with `code` and returns standard error.
+    #[track_caller]
+    fn fails(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stderr
+    }
+}
+
+/// The binary pointed at `app`: `tradewatch ARGS --server http://ADDR`. The only place
+/// that says how the CLI reaches (and, once the server asks for it, authenticates to)
+/// the test server. The client flags are global to each command, so they follow
+/// `ARGS`.
+fn tradewatch(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+    cmd.args(args)
+        .args(["--server", &format!("http://{}", app.addr)])
+        .args(["--key", &app.admin_key])
+        .env_remove("TRADEWATCH_SERVER")
+        .env_remove("TRADEWATCH_KEY")
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn output(mut cmd: tokio::process::Command) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the CLI finishes")
+        .expect("run the CLI");
+    Run {
+        code: out.status.code().expect("an exit code"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs `tradewatch ARGS` against `app`.
+async fn run(app: &TestApp, args: &[&str]) -> Run {
+    output(tradewatch(app, args)).await
+}
+
+/// A field list (`field  value` lines) as a map; continuation lines are joined to
+/// their field with `\n`.
+fn fields(text: &str) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    let mut last = String::new();
+    for line in text.lines() {
+        if line.starts_with(' ') {
+            let v: &mut String = map.get_mut(&last).expect("a continued field");
+            v.push('\n');
+            v.push_str(line.trim());
+            continue;
+        }
+        let (k, v) = line.split_once("  ").unwrap_or((line, ""));
+        last = k.to_owned();
+        map.insert(k.to_owned(), v.trim().to_owned());
+    }
+    map
+}
+
+/// The non-empty cells of a table line (cells are separated by two spaces or more).
+fn cells(line: &str) -> Vec<&str> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+const CQ: &[&str] = &[
+    "programs",
+    "create",
+    "cq",
+    "--title",
+    "Chongqing service trade plan",
+    "--issuing-body",
+    "Chongqing Municipal People's Government",
+    "--adoption-date",
+    "2015-05-25",
+    "--jurisdiction",
+    "CN-CQ",
+    "--start-year",
+    "2016",
+    "--end-year",
+    "2020",
+    "--summary",
+    "Seven areas.\nOne target.",
+    "--source-uri",
+    "https://example.org/plan",
+];
+
+#[tokio::test]
+async fn programs_create_get_update_list_and_delete() {
+    let mut app = spawn_app().await;
+
+    let created = fields(run(&app, CQ).await.ok());
+    assert_eq!(created["name"], "programs/cq");
+    assert_eq!(created["title"], "Chongqing service trade plan");
+
+    let got = fields(run(&app, &["programs", "get", "cq"]).await.ok());
+    assert_eq!(got, created);
+    assert_eq!(
+        got["issuing_body"],
+        "Chongqing Municipal People's Government"
+    );
+    assert_eq!(got["adoption_date"], "2015-05-25");
+    assert_eq!(got["jurisdiction"], "CN-CQ");
+    assert_eq!(got["start_year"], "2016");
+    assert_eq!(got["end_year"], "2020");
+    assert_eq!(got["summary"], "Seven areas.\nOne target.");
+    assert_eq!(got["source_uri"], "https://example.org/plan");
+    assert!(got["create_time"].ends_with('Z'), "{got:?}");
+    // A full name works as well as the id.
+    assert_eq!(
+        fields(run(&app, &["programs", "get", "programs/cq"]).await.ok()),
+        got
+    );
+
+    // Update sends a mask of the given flags only: the title changes, nothing else.
+    let updated = fields(
+        run(
+            &app,
+            &["programs", "update", "cq", "--title", "Renamed plan"],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(updated["title"], "Renamed plan");
+    for (k, v) in &got {
+        if !["title", "update_time", "etag"].contains(&k.as_str()) {
+            assert_eq!(&updated[k], v, "{k}");
+        }
+    }
+    assert_ne!(updated["etag"], got["etag"]);
+    let stored = app
+        .programs
+        .get_program(pb::GetProgramRequest {
+            name: "programs/cq".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.title, "Renamed plan");
+    assert_eq!(stored.summary, "Seven areas.\nOne target.");
+    assert_eq!(stored.start_year, 2016);
+
+    // A stale etag is refused.
+    let r = run(
+        &app,
+        &[
+            "programs",
+            "update",
+            "cq",
+            "--end-year",
+            "2021",
+            "--etag",
+            &got["etag"],
+        ],
+    )
+    .await;
+    assert!(r.fails(1).starts_with("error: ABORTED: "), "{}", r.stderr);
+
+    // The list, in name order, titles from the API's helper.
+    app.create_program("b").await;
+    let list = run(&app, &["programs", "list"]).await;
+    assert_eq!(
+        list.ok(),
+        "ID  JURISDICTION  YEARS      TITLE\n\
+         b   CN-CQ         2015–2020  Programme b\n\
+         cq  CN-CQ         2016–2020  Renamed plan\n"
+    );
+    let limited = run(&app, &["programs", "list", "--limit", "1"]).await;
+    assert_eq!(
+        limited.ok(),
+        "ID  JURISDICTION  YEARS      TITLE\n\
+         b   CN-CQ         2015–2020  Programme b\n"
+    );
+
+    // Delete, then the programme is gone.
+    assert_eq!(
+        run(&app, &["programs", "delete", "b"]).await.ok(),
+        "deleted programs/b\n"
+    );
+    let r = run(&app, &["programs", "get", "b"]).await;
+    assert_eq!(r.fails(1), "error: NOT_FOUND: programs/b not found\n");
+    assert_eq!(r.stdout, "");
+}
+
+#[tokio::test]
+async fn list_pages_through_every_result() {
+    let mut app = spawn_app().await;
+    // More than one page at the server's largest page size would be slow to build;
+    // --limit below the total exercises the same loop, the full list its end.
+    for id in ["p1", "p2", "p3", "p4", "p5"] {
+        app.create_program(id).await;
+    }
+    let all = run(&app, &["programs", "list", "--json"]).await;
+    let v = json(all.ok());
+    let names: Vec<&str> = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "programs/p1",
+            "programs/p2",
+            "programs/p3",
+            "programs/p4",
+            "programs/p5"
+        ]
+    );
+    assert_eq!(v["nextPageToken"], "");
+    let three = json(
+        run(&app, &["programs", "list", "--limit", "3", "--json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(three["programs"].as_array().unwrap().len(), 3);
+    assert_eq!(three["programs"][2]["name"], "programs/p3");
+}
+
+#[tokio::test]
+async fn json_output_is_the_proto3_json_mapping() {
+    let app = spawn_app().await;
+    run(&app, CQ).await.ok();
+    // `--json` may come before or after the verb.
+    for args in [
+        &["programs", "get", "cq", "--json"][..],
+        &["programs", "--json", "get", "cq"][..],
+    ] {
+        let v = json(run(&app, args).await.ok());
+        assert_eq!(v["name"], "programs/cq");
+        assert_eq!(v["title"], "Chongqing service trade plan");
+        assert_eq!(v["issuingBody"], "Chongqing Municipal People's Government");
+        assert_eq!(v["startYear"], 2016);
+        assert_eq!(v["endYear"], 2020);
+        assert_eq!(v["summary"], "Seven areas.\nOne target.");
+        assert!(v["createTime"].as_str().unwrap().ends_with('Z'), "{v}");
+        assert!(!v["etag"].as_str().unwrap().is_empty());
+    }
+    let r = run(&app, &["programs", "delete", "cq", "--force", "--json"]).await;
+    assert_eq!(json(r.ok()), serde_json::json!({}));
+}
+
+/// Programme `cq`, indicator `offshore` and target `offshore-2022`, all made with the
+/// CLI, and the Chongqing offshore-outsourcing figures (2018 21.5, 2019 20.6, 2020 22.8
+/// hundred million USD) written through the API.
+async fn chongqing_offshore(app: &mut TestApp) {
+    run(app, CQ).await.ok();
+    let ind = run(
+        app,
+        &[
+            "indicators",
+            "create",
+            "offshore",
+            "--title",
+            "Offshore service outsourcing executed value",
+            "--unit",
+            "USD",
+            "--unit-multiplier",
+            "8",
+            "--frequency",
+            "A",
+            "--flow",
+            "export",
+            "--service-category",
+            "SJ",
+            "--region",
+            "CN-CQ",
+            "--dimensions",
+            "shore=OFFSHORE,basis=EXECUTED",
+            "--aggregation",
+            "sum",
+            "--direction",
+            "higher",
+        ],
+    )
+    .await;
+    let ind = fields(ind.ok());
+    assert_eq!(ind["name"], "indicators/offshore");
+    assert_eq!(ind["frequency"], "annual");
+    assert_eq!(ind["dimensions"], "basis=EXECUTED, shore=OFFSHORE");
+    assert_eq!(ind["year_to_date"], "false");
+    let stored = app
+        .indicators
+        .get_indicator(pb::GetIndicatorRequest {
+            name: "indicators/offshore".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.frequency, pb::Frequency::Annual as i32);
+    assert_eq!(stored.flow, pb::indicator::Flow::Export as i32);
+    assert_eq!(stored.aggregation, pb::indicator::Aggregation::Sum as i32);
+    assert_eq!(stored.direction, pb::Direction::HigherIsBetter as i32);
+    assert_eq!((stored.unit.as_str(), stored.unit_multiplier), ("USD", 8));
+    assert_eq!(stored.dimensions.len(), 2);
+
+    let observations = [("2018", "21.5"), ("2019", "20.6"), ("2020", "22.8")]
+        .iter()
+        .map(|(period, value)| pb::Observation {
+            name: format!("indicators/offshore/observations/{period}"),
+            value: value.to_string(),
+            status: pb::observation::Status::Normal as i32,
+            ..Default::default()
+        })
+        .collect();
+    app.observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
+            observations,
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+
+    let target = run(
+        app,
+        &[
+            "targets",
+            "create",
+            "offshore-2022",
+            "--program",
+            "cq",
+            "--title",
+            "Offshore outsourcing of 25 hundred million USD in 2022",
+            "--indicator",
+            "offshore",
+            "--kind",
+            "level",
+            "--target-value",
+            "25",
+            "--unit-multiplier",
+            "8",
+            "--target-period",
+            "2022",
+            "--direction",
+            "higher-is-better",
+        ],
+    )
+    .await;
+    let target = fields(target.ok());
+    assert_eq!(target["name"], "programs/cq/targets/offshore-2022");
+    assert_eq!(target["indicator"], "indicators/offshore");
+    assert_eq!(target["kind"], "level");
+    assert_eq!(target["direction"], "higher-is-better");
+}
+
+#[tokio::test]
+async fn report_progress_of_a_target_on_hand_made_figures() {
+    let mut app = spawn_app().await;
+    chongqing_offshore(&mut app).await;
+
+    // Worked out in reports.rs (target_progress_on_the_chongqing_outsourcing_figures):
+    // observed = (22.8 / 21.5)^(1/2) − 1 = 0.02978887 → 2.98 %
+    // required = (25 / 21.5)^(1/4) − 1 = 0.03842560 → 3.84 %
+    // R = 0.02978887 / 0.03842560 = 0.775235 → 0.775: acceleration needed
+    // attainment = 22.8 / 25 = 0.912 → 91.20 %
+    // projected = 22.8 × 22.8 / 21.5 = 24.178605 (6 decimals)
+    // still required = (25 / 22.8)^(1/2) − 1 = 0.04713477 → 4.71 %
+    let by_id = run(
+        &app,
+        &[
+            "report",
+            "progress",
+            "--program",
+            "cq",
+            "--target",
+            "offshore-2022",
+        ],
+    )
+    .await;
+    let p = fields(by_id.ok());
+    assert_eq!(p["target"], "programs/cq/targets/offshore-2022");
+    assert_eq!(p["indicator"], "indicators/offshore");
+    assert_eq!(p["status"], "acceleration needed");
+    assert!(!p["reason"].is_empty());
+    assert_eq!(p["unit"], "10^8 USD");
+    assert_eq!(p["baseline"], "21.5 (2018)");
+    assert_eq!(p["latest"], "22.8 (2020)");
+    assert_eq!(p["target value"], "25 (2022)");
+    assert_eq!(p["attainment"], "91.20 %");
+    assert_eq!(p["observed CAGR"], "2.98 %");
+    assert_eq!(p["required CAGR"], "3.84 %");
+    assert_eq!(p["ratio"], "0.775");
+    assert_eq!(p["projected"], "24.178605 (2022)");
+    assert_eq!(p["still required CAGR"], "4.71 %");
+    // By full name, no --program needed.
+    let by_name = run(
+        &app,
+        &[
+            "report",
+            "progress",
+            "--target",
+            "programs/cq/targets/offshore-2022",
+        ],
+    )
+    .await;
+    let q = fields(by_name.ok());
+    assert_eq!(q["status"], "acceleration needed");
+    assert_eq!(q["ratio"], "0.775");
+
+    // Every target of the programme, a row each.
+    let list = run(&app, &["report", "progress", "--program", "cq"]).await;
+    let lines: Vec<&str> = list.ok().lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        cells(lines[1]),
+        [
+            "offshore-2022",
+            "acceleration needed",
+            "10^8 USD",
+            "21.5 (2018)",
+            "22.8 (2020)",
+            "25 (2022)",
+            "91.20 %",
+            "2.98 %",
+            "3.84 %",
+            "0.775"
+        ]
+    );
+
+    // JSON: canonical names, the status by enum name, decimals as strings.
+    let j = json(
+        run(
+            &app,
+            &[
+                "report",
+                "progress",
+                "--target",
+                "programs/cq/targets/offshore-2022",
+                "--json",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(j["status"], "STATUS_ACCELERATION_NEEDED");
+    assert_eq!(j["latestValue"], "22.8");
+    assert_eq!(j["latestPeriod"], "2020");
+    assert_eq!(j["projectedValue"], "24.178605");
+    assert_eq!(j["unitMultiplier"], 8);
+    assert!(
+        (j["ratio"].as_f64().unwrap() - 0.775_234_94).abs() < 1e-6,
+        "{j}"
+    );
+
+    // As known before any figure was written: nothing to assess.
+    let before = run(
+        &app,
+        &[
+            "report",
+            "progress",
+            "--target",
+            "programs/cq/targets/offshore-2022",
+            "--as-of",
+            "2000-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    let b = fields(before.ok());
+    assert_eq!(b["status"], "not assessable");
+    assert_eq!(b["as of"], "2000-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn report_series_breakdown_and_scorecard() {
+    let mut app = spawn_app().await;
+    chongqing_offshore(&mut app).await;
+
+    // Percent change on the previous year:
+    // 2019: (20.6 / 21.5 − 1) × 100 = −4.186047 → -4.19
+    // 2020: (22.8 / 20.6 − 1) × 100 = 10.679612 → 10.68
+    let series = run(
+        &app,
+        &[
+            "report",
+            "series",
+            "--indicator",
+            "offshore",
+            "--transform",
+            "percent-change",
+        ],
+    )
+    .await;
+    let text = series.ok();
+    let mut lines = text.lines();
+    let heading = lines.next().unwrap();
+    assert!(
+        heading.starts_with("indicators/offshore: percent, annual, percent-change, as of "),
+        "{heading}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>().join("\n"),
+        "PERIOD   RATE  PARTS\n\
+         2018             1/1\n\
+         2019    -4.19    1/1\n\
+         2020    10.68    1/1"
+    );
+    let levels = run(
+        &app,
+        &[
+            "report",
+            "series",
+            "--indicator",
+            "indicators/offshore",
+            "--start",
+            "2019",
+        ],
+    )
+    .await;
+    assert!(levels.ok().ends_with(
+        "PERIOD  VALUE  PARTS\n\
+         2019     20.6    1/1\n\
+         2020     22.8    1/1\n"
+    ));
+
+    // One indicator in category SJ: all of the total.
+    let breakdown = run(
+        &app,
+        &[
+            "report",
+            "breakdown",
+            "--period",
+            "2020",
+            "--group-by",
+            "service-category",
+            "--region",
+            "CN-CQ",
+            "--flow",
+            "export",
+        ],
+    )
+    .await;
+    let text = breakdown.ok();
+    assert!(text.starts_with("2020: 10^8 USD, as of "), "{text}");
+    assert!(
+        text.ends_with(
+            "GROUP  VALUE     SHARE  INDICATORS\n\
+             SJ      22.8  100.00 %  offshore\n\
+             total   22.8\n"
+        ),
+        "{text}"
+    );
+    let j = json(
+        run(
+            &app,
+            &[
+                "report",
+                "breakdown",
+                "--period",
+                "2020",
+                "--group-by",
+                "flow",
+                "--json",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(j["groups"][0]["key"], "export");
+    assert_eq!(j["total"], "22.8");
+
+    // The scorecard: an initiative measured by the indicator, the target in it.
+    run(
+        &app,
+        &[
+            "initiatives",
+            "create",
+            "outsourcing",
+            "--program",
+            "cq",
+            "--title",
+            "Offshore outsourcing",
+            "--state",
+            "active",
+            "--indicators",
+            "offshore",
+        ],
+    )
+    .await
+    .ok();
+    run(
+        &app,
+        &[
+            "targets",
+            "update",
+            "programs/cq/targets/offshore-2022",
+            "--initiative",
+            "outsourcing",
+        ],
+    )
+    .await
+    .ok();
+    let card = run(&app, &["report", "scorecard", "--program", "cq"]).await;
+    let text = card.ok();
+    // Change on a year earlier: 22.8 − 20.6 = 2.2; (2.2 / 20.6) × 100 = 10.68 %.
+    let rows: Vec<Vec<&str>> = text.lines().skip(2).map(cells).collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["Offshore outsourcing", "active"],
+            vec![
+                "target Offshore outsourcing of 25 hundred million USD in 2022",
+                "acceleration needed",
+                "10^8 USD",
+                "22.8 (2020)",
+                "25 (2022)"
+            ],
+            vec![
+                "indicator Offshore service outsourcing executed value",
+                "10^8 USD",
+                "22.8 (2020)",
+                "2.2 (+10.68 %)"
+            ],
+        ],
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn initiatives_as_a_tree_by_id_or_name() {
+    let app = spawn_app().await;
+    run(&app, CQ).await.ok();
+    let area = [
+        "initiatives",
+        "create",
+        "area",
+        "--program",
+        "cq",
+        "--title",
+        "Develop offshore outsourcing",
+        "--state",
+        "active",
+        "--position",
+        "7",
+    ];
+    run(&app, &area).await.ok();
+    let measure = run(
+        &app,
+        &[
+            "initiatives",
+            "create",
+            "programs/cq/initiatives/measure",
+            "--parent",
+            "area",
+            "--title",
+            "Optimise the structure",
+            "--state",
+            "planned",
+            "--tags",
+            "ito,bpo",
+            "--lead-agency",
+            "Commerce Commission",
+        ],
+    )
+    .await;
+    let m = fields(measure.ok());
+    assert_eq!(m["parent_initiative"], "programs/cq/initiatives/area");
+    assert_eq!(m["tags"], "ito, bpo");
+    assert_eq!(m["state"], "planned");
+
+    let list = run(&app, &["initiatives", "list", "--program", "programs/cq"]).await;
+    assert_eq!(
+        list.ok(),
+        "ID       PARENT  STATE    POSITION  TITLE\n\
+         area             active          7  Develop offshore outsourcing\n\
+         measure  area    planned         0  Optimise the structure\n"
+    );
+
+    // Clearing the tags changes nothing else.
+    let cleared = run(
+        &app,
+        &[
+            "initiatives",
+            "update",
+            "measure",
+            "--program",
+            "cq",
+            "--tags",
+            "",
+        ],
+    )
+    .await;
+    let c = fields(cleared.ok());
+    assert!(!c.contains_key("tags"), "{c:?}");
+    assert_eq!(c["lead_agency"], "Commerce Commission");
+    assert_eq!(c["state"], "planned");
+
+    // A parent with children is not deleted without --force.
+    let r = run(
+        &app,
+        &["initiatives", "delete", "programs/cq/initiatives/area"],
+    )
+    .await;
+    assert!(
+        r.fails(1).starts_with("error: FAILED_PRECONDITION: "),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &app,
+        &[
+            "initiatives",
+            "delete",
+            "area",
+            "--program",
+            "cq",
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(r.ok(), "deleted programs/cq/initiatives/area\n");
+    let r = run(&app, &["initiatives", "get", "measure", "--program", "cq"]).await;
+    assert_eq!(
+        r.fails(1),
+        "error: NOT_FOUND: programs/cq/initiatives/measure not found\n"
+    );
+}
+
+#[tokio::test]
+async fn invalid_values_name_the_field_and_exit_non_zero() {
+    let app = spawn_app().await;
+
+    // Refused by the server: exit 1, every bad field listed from the BadRequest.
+    let r = run(
+        &app,
+        &[
+            "programs",
+            "create",
+            "bad",
+            "--title",
+            "T",
+            "--jurisdiction",
+            "XX-ZZZ",
+            "--start-year",
+            "2015",
+            "--end-year",
+            "2010",
+        ],
+    )
+    .await;
+    let err = r.fails(1);
+    assert!(
+        err.starts_with("error: INVALID_ARGUMENT: invalid request\n"),
+        "{err}"
+    );
+    assert!(err.contains("\n  program.jurisdiction: "), "{err}");
+    assert!(err.contains("\n  program.end_year: "), "{err}");
+    assert_eq!(r.stdout, "");
+
+    // Refused by the command line: exit 2, the flag named, no call made.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["programs", "create", "x", "--start-year", "soon"],
+            "--start-year",
+        ),
+        (
+            &[
+                "initiatives",
+                "create",
+                "x",
+                "--program",
+                "p",
+                "--state",
+                "busy",
+            ],
+            "--state",
+        ),
+        (
+            &[
+                "report",
+                "progress",
+                "--program",
+                "p",
+                "--as-of",
+                "yesterday",
+            ],
+            "--as-of",
+        ),
+        (&["programs", "list", "--limit", "0"], "--limit"),
+        (
+            &["indicators", "create", "x", "--dimensions", "shore"],
+            "--dimensions",
+        ),
+        (&["initiatives", "get", "x"], "--program"),
+        (&["report", "progress"], "--program"),
+        (&["programs", "update", "x"], "nothing to update"),
+    ];
+    for (args, named) in cases {
+        let r = run(&app, args).await;
+        let err = r.fails(2);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn not_found_and_unreachable_servers_exit_non_zero() {
+    let app = spawn_app().await;
+    let r = run(&app, &["programs", "get", "nope"]).await;
+    assert_eq!(r.fails(1), "error: NOT_FOUND: programs/nope not found\n");
+    let r = run(&app, &["indicators", "delete", "nope"]).await;
+    assert_eq!(r.fails(1), "error: NOT_FOUND: indicators/nope not found\n");
+    let r = run(&app, &["report", "scorecard", "--program", "nope"]).await;
+    assert_eq!(r.fails(1), "error: NOT_FOUND: programs/nope not found\n");
+
+    // A port nobody listens on: exit 3.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+    cmd.args(["programs", "list"])
+        .env("TRADEWATCH_SERVER", format!("http://127.0.0.1:{port}"))
+        .env_remove("TRADEWATCH_KEY")
+        .kill_on_drop(true);
+    let r = output(cmd).await;
+    assert!(
+        r.fails(3).starts_with(&format!(
+            "error: cannot connect to http://127.0.0.1:{port}: "
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A server that wants `authorization: Bearer s3cret` on every call, in front of the
+/// test database: programme and observation services only.
+async fn server_with_key(app: &TestApp) -> std::net::SocketAddr {
+    use tradewatch::api::observation_service::ObservationApi;
+    use tradewatch::api::program_service::ProgramApi;
+    use tradewatch::proto::v1::observation_service_server::ObservationServiceServer;
+    use tradewatch::proto::v1::program_service_server::ProgramServiceServer;
+
+    fn check(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        match request.metadata().get("authorization") {
+            Some(v) if v == "Bearer s3cret" => Ok(request),
+            Some(v) => Err(tonic::Status::unauthenticated(format!("wrong key: {v:?}"))),
+            None => Err(tonic::Status::unauthenticated("no key")),
+        }
+    }
+    let ctx = tradewatch::server::context(app.pool.clone())
+        .await
+        .expect("context");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = tonic::transport::Server::builder()
+        .add_service(ProgramServiceServer::with_interceptor(
+            ProgramApi::new(ctx.clone()),
+            check,
+        ))
+        .add_service(ObservationServiceServer::with_interceptor(
+            ObservationApi::new(ctx),
+            check,
+        ));
+    tokio::spawn(
+        router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+#[tokio::test]
+async fn the_key_is_sent_as_a_bearer_token_on_every_call() {
+    let mut app = spawn_app().await;
+    app.create_program("cq").await;
+    let addr = server_with_key(&app).await;
+    let cli = |args: &[&str], key: Option<(&str, &str)>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+        cmd.args(args)
+            .env("TRADEWATCH_SERVER", format!("http://{addr}"))
+            .env_remove("TRADEWATCH_KEY")
+            .kill_on_drop(true);
+        match key {
+            Some(("env", k)) => {
+                cmd.env("TRADEWATCH_KEY", k);
+            }
+            Some((_, k)) => {
+                cmd.args(["--key", k]);
+            }
+            None => {}
+        }
+        output(cmd)
+    };
+
+    let r = cli(&["programs", "list"], None).await;
+    assert_eq!(r.fails(1), "error: UNAUTHENTICATED: no key\n");
+    let r = cli(&["programs", "get", "cq"], Some(("flag", "guess"))).await;
+    assert!(
+        r.fails(1).starts_with("error: UNAUTHENTICATED: wrong key"),
+        "{}",
+        r.stderr
+    );
+
+    let r = cli(&["programs", "list"], Some(("flag", "s3cret"))).await;
+    assert!(r.ok().contains("\ncq "), "{}", r.stdout);
+    let r = cli(
+        &["programs", "get", "cq", "--json"],
+        Some(("env", "s3cret")),
+    )
+    .await;
+    assert_eq!(json(r.ok())["name"], "programs/cq");
+    // Import and export use the same connection.
+    let r = cli(&["export"], Some(("env", "s3cret"))).await;
+    assert_eq!(r.ok(), "indicator,period,value,status,comment,source\n");
+    let r = cli(&["export"], None).await;
+    assert!(r.fails(1).contains("UNAUTHENTICATED"), "{}", r.stderr);
+    // A key that cannot be a header is a usage error.
+    let r = cli(&["programs", "list"], Some(("flag", "bad\u{7f}key"))).await;
+    assert!(r.fails(2).contains("--key"), "{}", r.stderr);
+}
