@@ -858,7 +858,15 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
     let file = ScratchFile::new("csv");
     std::fs::write(&file.0, &csv).unwrap();
     let server = format!("http://{}", app.addr);
-    let (ok, _, stderr) = cli(&["import", file.path(), "--server", &server, "--key", &app.admin_key]).await;
+    let (ok, _, stderr) = cli(&[
+        "import",
+        file.path(),
+        "--server",
+        &server,
+        "--key",
+        &app.admin_key,
+    ])
+    .await;
     assert!(!ok);
     assert!(stderr.contains("error: INVALID_ARGUMENT: "), "{stderr}");
     assert!(
@@ -1519,7 +1527,8 @@ async fn csv_export_imported_by_the_cli_into_a_fresh_database_exports_identicall
     // FORMAT_UNSPECIFIED is CSV; the CLI's default export is the same text.
     assert_eq!(export(&mut app1, Format::Unspecified).await.0, csv);
     let server1 = format!("http://{}", app1.addr);
-    let (ok, stdout, stderr) = cli(&["export", "--server", &server1, "--key", &app1.admin_key]).await;
+    let (ok, stdout, stderr) =
+        cli(&["export", "--server", &server1, "--key", &app1.admin_key]).await;
     assert!(ok, "{stderr}");
     assert_eq!(stdout, csv);
 
@@ -1528,7 +1537,15 @@ async fn csv_export_imported_by_the_cli_into_a_fresh_database_exports_identicall
     let file = ScratchFile::new("csv");
     std::fs::write(&file.0, &csv).unwrap();
     let server2 = format!("http://{}", app2.addr);
-    let (ok, _, stderr) = cli(&["import", file.path(), "--server", &server2, "--key", &app2.admin_key]).await;
+    let (ok, _, stderr) = cli(&[
+        "import",
+        file.path(),
+        "--server",
+        &server2,
+        "--key",
+        &app2.admin_key,
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("imported 7 rows: 7 inserted, 0 revised, 0 unchanged"),
@@ -1539,7 +1556,15 @@ async fn csv_export_imported_by_the_cli_into_a_fresh_database_exports_identicall
     assert_eq!(versions(&app2).await, 7);
 
     // Importing the file again changes nothing.
-    let (ok, _, stderr) = cli(&["import", file.path(), "--server", &server2, "--key", &app2.admin_key]).await;
+    let (ok, _, stderr) = cli(&[
+        "import",
+        file.path(),
+        "--server",
+        &server2,
+        "--key",
+        &app2.admin_key,
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("imported 7 rows: 0 inserted, 0 revised, 7 unchanged"),
@@ -1577,13 +1602,30 @@ async fn sdmx_csv_exported_and_imported_by_the_cli_round_trips_identically() {
     let mut app3 = spawn_app().await;
     create_export_indicators(&mut app3).await;
     let server3 = format!("http://{}", app3.addr);
-    let (ok, _, stderr) = cli(&["import", file.path(), "--server", &server3, "--key", &app3.admin_key]).await;
+    let (ok, _, stderr) = cli(&[
+        "import",
+        file.path(),
+        "--server",
+        &server3,
+        "--key",
+        &app3.admin_key,
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("imported 7 rows: 7 inserted, 0 revised, 0 unchanged"),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = cli(&["export", "--format", "sdmx-csv", "--server", &server3, "--key", &app3.admin_key]).await;
+    let (ok, stdout, stderr) = cli(&[
+        "export",
+        "--format",
+        "sdmx-csv",
+        "--server",
+        &server3,
+        "--key",
+        &app3.admin_key,
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert_eq!(stdout, sdmx);
     // And the plain CSV of both databases agrees too.

@@ -292,7 +292,6 @@ async fn every_change_is_audited_with_its_key_request_id_and_changed_fields() {
                 update_mask: Some(prost_types::FieldMask {
                     paths: vec!["title".into()],
                 }),
-                ..Default::default()
             },
             "req-update-1",
         ))
@@ -498,7 +497,6 @@ async fn a_retried_create_with_the_same_request_id_applies_once_and_returns_the_
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["title".into()],
             }),
-            ..Default::default()
         })
         .await
         .unwrap();
@@ -716,7 +714,6 @@ fn retitle(id: &str, title: &str) -> pb::UpdateProgramRequest {
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["title".into()],
         }),
-        ..Default::default()
     }
 }
 
