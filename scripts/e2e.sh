@@ -11,6 +11,7 @@
 # Usage: bash scripts/e2e.sh
 # Environment:
 #   E2E_ADDR        address to serve on (default 127.0.0.1:50151; must be free)
+#   E2E_METRICS     address of the metrics endpoint (default 127.0.0.1:50152; must be free)
 #   E2E_SKIP_BUILD  set to 1 to use the existing target/release/tradewatch as it is
 # Needs: cargo, grpcurl, jq, python3 with grpcio, grpcio-tools, googleapis-common-protos.
 set -euo pipefail
@@ -18,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ADDR=${E2E_ADDR:-127.0.0.1:50151}
+METRICS=${E2E_METRICS:-127.0.0.1:50152}
+KEY=""        # the admin key the server prints on first start; sent by grpc() when set
 BIN=target/release/tradewatch
 PROGRAM=programs/cq-2015-service-trade
 TARGET=$PROGRAM/targets/services-trade-2020
@@ -65,15 +68,22 @@ die() {
     exit 1
 }
 
-# grpc ARGS...: runs `grpcurl -plaintext ARGS...`; sets OUT and RC, never fails.
+# grpc ARGS...: runs `grpcurl -plaintext ARGS...` with the admin key (when known); sets
+# OUT and RC, never fails. anon ARGS...: the same without a key.
 grpc() {
-    local shown=() arg
+    local shown=() arg auth=()
     for arg in "$@"; do
         if [[ $arg =~ ^[A-Za-z0-9_./:-]+$ ]]; then shown+=("$arg"); else shown+=("'$arg'"); fi
     done
-    echo "  \$ grpcurl -plaintext ${shown[*]}"
-    if OUT=$(grpcurl -plaintext "$@" 2>&1); then RC=0; else RC=$?; fi
+    if [[ -n $KEY && ${ANON:-0} != 1 ]]; then
+        auth=(-H "authorization: Bearer $KEY")
+        echo "  \$ grpcurl -plaintext -H 'authorization: Bearer \$KEY' ${shown[*]}"
+    else
+        echo "  \$ grpcurl -plaintext ${shown[*]}"
+    fi
+    if OUT=$(grpcurl -plaintext "${auth[@]}" "$@" 2>&1); then RC=0; else RC=$?; fi
 }
+anon() { ANON=1 grpc "$@"; }
 
 # rpc METHOD JSON: calls METHOD on the server with request JSON (sent compacted); sets
 # OUT and RC.
@@ -88,7 +98,7 @@ json() { [[ $RC -eq 0 ]] && jq -e "$1" >/dev/null 2>&1 <<<"$OUT"; }
 # failed_with CODE: the last call failed with gRPC status CODE: grpcurl printed
 # `Code: CODE` and exited with 64 + the code's number.
 declare -A CODE_NUMBER=([InvalidArgument]=3 [NotFound]=5 [AlreadyExists]=6
-    [FailedPrecondition]=9 [Aborted]=10)
+    [PermissionDenied]=7 [FailedPrecondition]=9 [Aborted]=10 [Unauthenticated]=16)
 failed_with() {
     [[ $RC -eq $((64 + CODE_NUMBER[$1])) ]] &&
         grep -Eq "^[[:space:]]*Code: $1[[:space:]]*$" <<<"$OUT"
@@ -167,7 +177,7 @@ step "Starting $BIN on $ADDR with a fresh private PostgreSQL in $DATA_DIR"
 if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}") 2>/dev/null; then
     die "something already listens on $ADDR; set E2E_ADDR to a free address"
 fi
-"$BIN" --listen "$ADDR" --data-dir "$DATA_DIR" >"$LOG" 2>&1 &
+"$BIN" --listen "$ADDR" --metrics-listen "$METRICS" --data-dir "$DATA_DIR" >"$LOG" 2>&1 &
 SERVER_PID=$!
 echo "  server pid $SERVER_PID, log $LOG"
 
@@ -191,6 +201,11 @@ echo "  ok   health check says SERVING after $((SECONDS - deadline + 60)) s"
 [[ -f $PG_PID_FILE ]] && PG_PID=$(head -n 1 "$PG_PID_FILE")
 check "the private PostgreSQL runs (postmaster pid ${PG_PID:-?} in $PG_PID_FILE)" \
     eval '[[ -n $PG_PID ]] && is_alive "$PG_PID"'
+KEY=$(grep -o 'TRADEWATCH_KEY=tw_[A-Za-z0-9_-]*' "$LOG" | head -n 1 | cut -d= -f2)
+check "first start printed an admin API key (tw_ + 12 + _ + 43 characters)" \
+    eval '[[ ${#KEY} -eq 59 ]]'
+check "the log says anonymous reads are on (the embedded default)" grep -q "anonymous reads are ON" "$LOG"
+export TRADEWATCH_KEY=$KEY   # the CLI steps below send it
 
 # ---------------------------------------------------------------------------------------
 # Reflection
@@ -395,6 +410,47 @@ rpc tradewatch.v1.ReportingService/GetProgramScorecard "{\"name\": \"$PROGRAM\"}
 check "7 development areas, the first by position" \
     json '(.initiatives | length) == 7 and .initiatives[0].initiative.title == "Develop cross-border trade e-commerce"'
 check "the programme-wide target is achieved" json '.targets[0].status == "STATUS_ACHIEVED"'
+
+step "API keys: anonymous reads work, anonymous writes do not, roles are enforced"
+ANON=1 rpc tradewatch.v1.ProgramService/GetProgram "{\"name\": \"$PROGRAM\"}"
+check "GetProgram without a key succeeds (anonymous reads on)" succeeded
+ANON=1 rpc tradewatch.v1.ProgramService/DeleteProgram "{\"name\": \"$PROGRAM\"}"
+check "DeleteProgram without a key: UNAUTHENTICATED" failed_with Unauthenticated
+rpc tradewatch.v1.AdminService/CreateApiKey '{"api_key": {"display_name": "e2e viewer", "role": "ROLE_VIEWER"}}'
+check "CreateApiKey (viewer) returns a secret" json '(.secret | length) == 59 and .apiKey.role == "ROLE_VIEWER"'
+VIEWER=$(jq -r .secret <<<"$OUT")
+echo "  \$ grpcurl -plaintext -H 'authorization: Bearer \$VIEWER' -d '{\"name\": \"$PROGRAM\"}' $ADDR tradewatch.v1.ProgramService/DeleteProgram"
+OUT=$(grpcurl -plaintext -H "authorization: Bearer $VIEWER" -d "{\"name\": \"$PROGRAM\"}" "$ADDR" tradewatch.v1.ProgramService/DeleteProgram 2>&1) && RC=0 || RC=$?
+check "DeleteProgram with a viewer key: PERMISSION_DENIED" failed_with PermissionDenied
+rpc tradewatch.v1.AdminService/ListAuditEvents "{\"resource\": \"$NEW_TARGET\"}"
+check "ListAuditEvents shows the target's DELETE, UPDATE and CREATE, by the admin key" \
+    json '[.auditEvents[].action] == ["DELETE", "UPDATE", "CREATE"] and (.auditEvents[0].actor | startswith("apiKeys/"))'
+echo "  \$ grpcurl -plaintext -v -H 'x-request-id: e2e-trace-1' ... GetProgram"
+OUT=$(grpcurl -plaintext -v -H 'x-request-id: e2e-trace-1' -d "{\"name\": \"$PROGRAM\"}" "$ADDR" tradewatch.v1.ProgramService/GetProgram 2>&1) && RC=0 || RC=$?
+check "the response metadata carries x-request-id: e2e-trace-1" eval 'succeeded && mentions "x-request-id: e2e-trace-1"'
+check "the server logged the call once at completion with its request id and code" \
+    eval 'grep "call finished" "$LOG" | grep "e2e-trace-1" | grep -q "code=\"\?OK"'
+
+step "Prometheus metrics on http://$METRICS/metrics"
+OUT=$(python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://$METRICS/metrics', timeout=5).read().decode())" 2>&1) && RC=0 || RC=$?
+check "GetProgram calls are counted with code OK" \
+    eval 'succeeded && grep -Eq "^tradewatch_grpc_calls_total\{service=\"tradewatch.v1.ProgramService\",method=\"GetProgram\",code=\"OK\"\} [1-9]" <<<"$OUT"'
+check "the UNAUTHENTICATED delete is counted" \
+    eval 'grep -Eq "method=\"DeleteProgram\",code=\"UNAUTHENTICATED\"\} 1" <<<"$OUT"'
+check "latency histogram and pool gauges are there" \
+    eval 'mentions "tradewatch_grpc_call_duration_seconds_bucket" && mentions "tradewatch_db_pool_max_connections 10"'
+
+step "Operator CLI: programs list, report progress (tables and --json)"
+OUT=$("$BIN" programs list --server "http://$ADDR" 2>&1) && RC=0 || RC=$?
+echo "$OUT" | sed 's/^/    /'
+check "tradewatch programs list shows the Chongqing programme" eval 'succeeded && mentions "cq-2015-service-trade"'
+OUT=$("$BIN" report progress --program cq-2015-service-trade --server "http://$ADDR" 2>&1) && RC=0 || RC=$?
+echo "$OUT" | sed 's/^/    /'
+check "tradewatch report progress shows services-trade-2020 achieved" \
+    eval 'succeeded && grep -E "services-trade-2020" <<<"$OUT" | grep -q "achieved"'
+OUT=$("$BIN" targets get services-trade-2020 --program cq-2015-service-trade --json --server "http://$ADDR" 2>&1) && RC=0 || RC=$?
+check "tradewatch targets get --json prints the target as proto3 JSON" \
+    eval 'json ".targetValue == \"30\" and .unitMultiplier == 9"'
 
 step "CLI: export CSV, import it back (all unchanged), export SDMX-CSV"
 "$BIN" export --server "http://$ADDR" --output "$WORK_DIR/export.csv" >/dev/null 2>&1 && RC=0 || RC=$?

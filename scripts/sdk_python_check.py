@@ -105,6 +105,12 @@ def main():
             report_pb2 = importlib.import_module("tradewatch.v1.report_pb2")
             reports = reporting_pb2_grpc.ReportingServiceStub(channel)
             run_report_checks(reports, reporting_pb2, report_pb2)
+            key = os.environ.get("TRADEWATCH_KEY", "")
+            if key:
+                admin_pb2 = importlib.import_module("tradewatch.v1.admin_service_pb2")
+                admin_pb2_grpc = importlib.import_module("tradewatch.v1.admin_service_pb2_grpc")
+                admin = admin_pb2_grpc.AdminServiceStub(channel)
+                run_auth_checks(programs, program_service_pb2, program_pb2, admin, admin_pb2, key)
 
     if failures:
         print(f"sdk_python_check: {failures} check(s) failed", file=sys.stderr)
@@ -191,6 +197,28 @@ def run_checks(programs, pb, program_pb2):
     check("details contain a google.rpc.ErrorInfo with domain tradewatch.dev",
           any(i.domain == "tradewatch.dev" and i.reason for i in infos),
           str([(i.domain, i.reason) for i in infos]))
+
+
+def run_auth_checks(programs, pb, program_pb2, admin, admin_pb2, key):
+    """Writes need an API key, sent as `authorization: Bearer <key>` metadata."""
+    print("== CreateProgram without a key")
+    request = pb.CreateProgramRequest(
+        program_id="sdk-python",
+        program=program_pb2.Program(title="SDK", jurisdiction="CN-CQ", start_year=2020,
+                                    end_year=2021))
+    try:
+        programs.CreateProgram(request, timeout=TIMEOUT)
+        check("raises UNAUTHENTICATED", False, "the call succeeded")
+    except grpc.RpcError as e:
+        check("raises UNAUTHENTICATED", e.code() == grpc.StatusCode.UNAUTHENTICATED, str(e.code()))
+    print("== ListApiKeys with the admin key")
+    auth = [("authorization", f"Bearer {key}")]
+    keys = admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=auth, timeout=TIMEOUT)
+    check("at least the admin key is listed, without secrets",
+          len(keys.api_keys) >= 1 and all(k.name.startswith("apiKeys/") for k in keys.api_keys),
+          str([k.name for k in keys.api_keys]))
+    check("an admin key is among them",
+          any(k.role == admin_pb2.ROLE_ADMIN for k in keys.api_keys))
 
 
 def run_report_checks(reports, pb, report_pb2):
