@@ -277,6 +277,7 @@ async fn listing_pages_through_every_programme_once() {
             .list_programs(pb::ListProgramsRequest {
                 page_size: 3,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -308,6 +309,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: 2,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -321,6 +323,7 @@ async fn listing_pages_through_every_programme_once() {
             parent: "programs/p0".into(),
             page_size: 2,
             page_token: token.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -334,6 +337,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: 2,
             page_token: String::from_utf8(altered).unwrap(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -343,6 +347,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: -1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1131,6 +1136,7 @@ async fn target_crud_and_validation() {
             parent: "programs/p".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -1142,6 +1148,7 @@ async fn target_crud_and_validation() {
             parent: "programs/p".into(),
             page_size: 1,
             page_token: page.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap()
