@@ -55,7 +55,7 @@
 //! is always the last key, so the order is total. Pagination is keyset pagination on
 //! the order keys: a page token carries the keys of the last row returned.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -1062,8 +1062,10 @@ fn typed_value(ty: FieldType, name: &str, lit: &Lit, vat: usize) -> Result<Bound
             .map(|d| Bound::Numeric(d.as_str().to_owned()))
             .map_err(|_| wrong("a decimal number")),
         FieldType::Date => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .filter(|d| (1..=9999).contains(&d.year()))
             .map(Bound::Date)
-            .map_err(|_| wrong("a date (YYYY-MM-DD)")),
+            .ok_or_else(|| wrong("a date (YYYY-MM-DD, years 1 to 9999)")),
         FieldType::Timestamp => DateTime::parse_from_rfc3339(t)
             .map(|d| d.with_timezone(&Utc))
             .or_else(|_| {
@@ -2046,27 +2048,33 @@ mod tests {
         let s = &programs::FILTER_SCHEMA;
         let o = OrderBy::parse(s, "").unwrap();
         assert!(!o.is_explicit());
-        assert_eq!(render(&o.order_pieces()).0, " ORDER BY program_id ASC");
+        assert_eq!(
+            render(&o.order_pieces()).0,
+            " ORDER BY programs.program_id ASC"
+        );
         assert_eq!(
             render(&o.key_pieces()).0,
-            "ARRAY[(program_id)::text] AS page_key"
+            "ARRAY[(programs.program_id)::text] AS page_key"
         );
         // The default order keeps the id as the token key, as before ordering existed.
         assert_eq!(o.token_key(&[Some("cq".into())]), "cq");
         assert_eq!(
             render(&o.after_pieces("cq").unwrap()),
-            (" AND (((program_id > $1::text)))".into(), vec![text("cq")])
+            (
+                " AND (((programs.program_id > $1::text)))".into(),
+                vec![text("cq")]
+            )
         );
 
         let o = OrderBy::parse(s, " start_year desc ,title,  adoption_date asc").unwrap();
         assert_eq!(
             render(&o.order_pieces()).0,
-            " ORDER BY start_year DESC, title COLLATE \"C\" ASC, adoption_date ASC, program_id ASC"
+            " ORDER BY programs.start_year DESC, programs.title COLLATE \"C\" ASC, programs.adoption_date ASC, programs.program_id ASC"
         );
         assert_eq!(
             render(&o.key_pieces()).0,
-            "ARRAY[(start_year)::text, (title COLLATE \"C\")::text, (adoption_date)::text, \
-             (program_id)::text] AS page_key"
+            "ARRAY[(programs.start_year)::text, (programs.title COLLATE \"C\")::text, (programs.adoption_date)::text, \
+             (programs.program_id)::text] AS page_key"
         );
         let key = vec![
             Some("2015".to_owned()),
@@ -2081,10 +2089,10 @@ mod tests {
         assert_eq!(
             render(&o.after_pieces(&token).unwrap()),
             (
-                " AND (((start_year < $1::integer)) \
-                 OR ((start_year = $2::integer) AND (title COLLATE \"C\" > $3::text)) \
-                 OR ((start_year = $4::integer) AND (title COLLATE \"C\" = $5::text) \
-                 AND (adoption_date IS NULL) AND (program_id > $6::text)))"
+                " AND (((programs.start_year < $1::integer)) \
+                 OR ((programs.start_year = $2::integer) AND (programs.title COLLATE \"C\" > $3::text)) \
+                 OR ((programs.start_year = $4::integer) AND (programs.title COLLATE \"C\" = $5::text) \
+                 AND (programs.adoption_date IS NULL) AND (programs.program_id > $6::text)))"
                     .into(),
                 vec![
                     text("2015"),
@@ -2100,24 +2108,43 @@ mod tests {
         let o = OrderBy::parse(s, "adoption_date").unwrap();
         assert_eq!(
             render(&o.after_pieces(r#"["2015-05-25","cq"]"#).unwrap()).0,
-            " AND (((adoption_date > $1::date OR adoption_date IS NULL)) \
-             OR ((adoption_date = $2::date) AND (program_id > $3::text)))"
+            " AND (((programs.adoption_date > $1::date OR programs.adoption_date IS NULL)) \
+             OR ((programs.adoption_date = $2::date) AND (programs.program_id > $3::text)))"
         );
         // Descending with a NULL: every value follows.
         let o = OrderBy::parse(s, "adoption_date desc").unwrap();
         assert_eq!(
             render(&o.after_pieces("[null,\"cq\"]").unwrap()).0,
-            " AND (((adoption_date IS NOT NULL)) \
-             OR ((adoption_date IS NULL) AND (program_id > $1::text)))"
+            " AND (((programs.adoption_date IS NOT NULL)) \
+             OR ((programs.adoption_date IS NULL) AND (programs.program_id > $1::text)))"
         );
         // Ordering by name needs no tie-breaker.
         let o = OrderBy::parse(s, "name desc").unwrap();
-        assert_eq!(render(&o.order_pieces()).0, " ORDER BY program_id DESC");
+        assert_eq!(
+            render(&o.order_pieces()).0,
+            " ORDER BY programs.program_id DESC"
+        );
         // A token whose keys do not fit is refused.
         let o = OrderBy::parse(s, "start_year").unwrap();
         assert!(o.after_pieces("cq").is_err());
         assert!(o.after_pieces(r#"["2015"]"#).is_err());
         assert!(o.after_pieces(r#"[null,"cq"]"#).is_err());
+    }
+
+    /// A bare column name in ORDER BY would name the select list's output column, which
+    /// may be a text rendering (`target_value::text AS target_value` sorts "10" before
+    /// "7.5"): every sort expression is qualified with its table or is an expression.
+    #[test]
+    fn sort_expressions_are_never_bare_names() {
+        for schema in schemas() {
+            let sorts = schema.fields.iter().filter_map(|f| f.sort);
+            for sort in sorts.chain([schema.id_sort]) {
+                assert!(
+                    sort.contains('.') || sort.contains('('),
+                    "sort expression {sort:?} is a bare name"
+                );
+            }
+        }
     }
 
     #[test]
@@ -2146,7 +2173,7 @@ mod tests {
                 "unexpected \"descending\"",
             ),
             (
-                "title start_year",
+                "title programs.start_year",
                 "INVALID_ORDER_BY",
                 "separated by commas",
             ),
@@ -2187,8 +2214,8 @@ mod tests {
         let (rendered, binds) = render(&pieces);
         assert_eq!(
             rendered,
-            " AND (kind = $1) AND (((target_value < $2::numeric)) OR ((target_value = \
-             $3::numeric) AND (target_id > $4::text))) ORDER BY target_value DESC, target_id \
+            " AND (kind = $1) AND (((targets.target_value < $2::numeric)) OR ((targets.target_value = \
+             $3::numeric) AND (targets.target_id > $4::text))) ORDER BY targets.target_value DESC, targets.target_id \
              ASC LIMIT $5"
         );
         assert_eq!(binds.len(), 5);

@@ -216,12 +216,12 @@ pub async fn matching(
 pub static FILTER_SCHEMA: Schema = Schema {
     fields: &[
         Field::new("name", "('indicators/' || indicator_id)", FieldType::String)
-            .orderable("indicator_id"),
-        Field::new("title", "title", FieldType::String).orderable("title COLLATE \"C\""),
+            .orderable("indicators.indicator_id"),
+        Field::new("title", "title", FieldType::String).orderable("indicators.title COLLATE \"C\""),
         Field::new("description", "description", FieldType::String),
-        Field::new("unit", "unit", FieldType::String).orderable("unit COLLATE \"C\""),
+        Field::new("unit", "unit", FieldType::String).orderable("indicators.unit COLLATE \"C\""),
         Field::new("unit_multiplier", "unit_multiplier", FieldType::Integer)
-            .orderable("unit_multiplier"),
+            .orderable("indicators.unit_multiplier"),
         Field::new("frequency", "frequency", FieldType::Enum(&FREQUENCY)),
         Field::new("flow", "flow", FieldType::Enum(&FLOW)),
         Field::new(
@@ -229,9 +229,9 @@ pub static FILTER_SCHEMA: Schema = Schema {
             "COALESCE(service_category, '')",
             FieldType::String,
         )
-        .orderable("COALESCE(service_category, '') COLLATE \"C\""),
+        .orderable("COALESCE(indicators.service_category, '') COLLATE \"C\""),
         Field::new("region", "region::text", FieldType::String)
-            .orderable("region::text COLLATE \"C\""),
+            .orderable("indicators.region::text COLLATE \"C\""),
         Field::new("dimensions", "dimensions", FieldType::Map),
         Field::new("aggregation", "aggregation", FieldType::Enum(&AGGREGATION)),
         Field::new("year_to_date", "year_to_date", FieldType::Bool),
@@ -241,11 +241,13 @@ pub static FILTER_SCHEMA: Schema = Schema {
             FieldType::Enum(&super::targets::DIRECTION),
         ),
         Field::new("source_agency", "source_agency", FieldType::String)
-            .orderable("source_agency COLLATE \"C\""),
-        Field::new("create_time", "create_time", FieldType::Timestamp).orderable("create_time"),
-        Field::new("update_time", "update_time", FieldType::Timestamp).orderable("update_time"),
+            .orderable("indicators.source_agency COLLATE \"C\""),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("indicators.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("indicators.update_time"),
     ],
-    id_sort: "indicator_id",
+    id_sort: "indicators.indicator_id",
 };
 
 static FREQUENCY: EnumType = EnumType {

@@ -125,23 +125,25 @@ pub async fn get(db: impl sqlx::PgExecutor<'_>, program_id: &ResourceId) -> Resu
 pub static FILTER_SCHEMA: Schema = Schema {
     fields: &[
         Field::new("name", "('programs/' || program_id)", FieldType::String)
-            .orderable("program_id"),
-        Field::new("title", "title", FieldType::String).orderable("title COLLATE \"C\""),
+            .orderable("programs.program_id"),
+        Field::new("title", "title", FieldType::String).orderable("programs.title COLLATE \"C\""),
         Field::new("issuing_body", "issuing_body", FieldType::String)
-            .orderable("issuing_body COLLATE \"C\""),
+            .orderable("programs.issuing_body COLLATE \"C\""),
         Field::new("adoption_date", "adoption_date", FieldType::Date)
             .nullable()
-            .orderable("adoption_date"),
+            .orderable("programs.adoption_date"),
         Field::new("jurisdiction", "jurisdiction::text", FieldType::String)
-            .orderable("jurisdiction::text COLLATE \"C\""),
-        Field::new("start_year", "start_year", FieldType::Integer).orderable("start_year"),
-        Field::new("end_year", "end_year", FieldType::Integer).orderable("end_year"),
+            .orderable("programs.jurisdiction::text COLLATE \"C\""),
+        Field::new("start_year", "start_year", FieldType::Integer).orderable("programs.start_year"),
+        Field::new("end_year", "end_year", FieldType::Integer).orderable("programs.end_year"),
         Field::new("summary", "summary", FieldType::String),
         Field::new("source_uri", "source_uri", FieldType::String),
-        Field::new("create_time", "create_time", FieldType::Timestamp).orderable("create_time"),
-        Field::new("update_time", "update_time", FieldType::Timestamp).orderable("update_time"),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("programs.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("programs.update_time"),
     ],
-    id_sort: "program_id",
+    id_sort: "programs.program_id",
 };
 
 /// Lists up to `limit` programmes matching `query`, after the page key `after`, each

@@ -258,41 +258,44 @@ pub static FILTER_SCHEMA: Schema = Schema {
             "('programs/' || program_id || '/targets/' || target_id)",
             FieldType::String,
         )
-        .orderable("target_id"),
-        Field::new("title", "title", FieldType::String).orderable("title COLLATE \"C\""),
+        .orderable("targets.target_id"),
+        Field::new("title", "title", FieldType::String).orderable("targets.title COLLATE \"C\""),
         Field::new("description", "description", FieldType::String),
         Field::new(
             "indicator",
             "('indicators/' || indicator_id)",
             FieldType::String,
         )
-        .orderable("indicator_id"),
+        .orderable("targets.indicator_id"),
         Field::new(
             "initiative",
             "COALESCE('programs/' || program_id || '/initiatives/' || initiative_id, '')",
             FieldType::String,
         )
-        .orderable("COALESCE(initiative_id::text, '') COLLATE \"C\""),
+        .orderable("COALESCE(targets.initiative_id::text, '') COLLATE \"C\""),
         Field::new("kind", "kind", FieldType::Enum(&KIND)),
-        Field::new("target_value", "target_value", FieldType::Decimal).orderable("target_value"),
+        Field::new("target_value", "target_value", FieldType::Decimal)
+            .orderable("targets.target_value"),
         Field::new("unit_multiplier", "unit_multiplier", FieldType::Integer)
-            .orderable("unit_multiplier"),
+            .orderable("targets.unit_multiplier"),
         Field::new("target_period", "target_period::text", FieldType::String)
-            .orderable("target_period::text COLLATE \"C\""),
+            .orderable("targets.target_period::text COLLATE \"C\""),
         Field::new("baseline_value", "baseline_value", FieldType::Decimal)
             .nullable()
-            .orderable("baseline_value"),
+            .orderable("targets.baseline_value"),
         Field::new(
             "baseline_period",
             "COALESCE(baseline_period::text, '')",
             FieldType::String,
         )
-        .orderable("COALESCE(baseline_period::text, '') COLLATE \"C\""),
+        .orderable("COALESCE(targets.baseline_period::text, '') COLLATE \"C\""),
         Field::new("direction", "direction", FieldType::Enum(&DIRECTION)),
-        Field::new("create_time", "create_time", FieldType::Timestamp).orderable("create_time"),
-        Field::new("update_time", "update_time", FieldType::Timestamp).orderable("update_time"),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("targets.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("targets.update_time"),
     ],
-    id_sort: "target_id",
+    id_sort: "targets.target_id",
 };
 
 static KIND: EnumType = EnumType {

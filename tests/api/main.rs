@@ -3,6 +3,7 @@
 //! per test.
 
 mod crash;
+mod filters;
 mod helpers;
 mod indicators;
 mod observations;
