@@ -1120,3 +1120,33 @@ async fn generated_filters_run_on_every_list() {
         .unwrap();
     assert_eq!(count, 6);
 }
+
+/// The examples of the README, on the built-in Chongqing programme.
+#[tokio::test]
+async fn readme_examples_work_on_the_seed() {
+    let mut app = spawn_app().await;
+    assert!(tradewatch::seed::load(&app.pool).await.unwrap());
+    let programs = program_ids(
+        &mut app,
+        r#"jurisdiction = "CN-CQ" AND start_year >= 2015"#,
+        "start_year desc, title",
+    )
+    .await
+    .unwrap();
+    assert_eq!(programs, ids(&["cq-2015-service-trade"]));
+    let areas = app
+        .programs
+        .list_initiatives(pb::ListInitiativesRequest {
+            parent: "programs/cq-2015-service-trade".into(),
+            filter: r#"parent_initiative = "" AND state = ACTIVE"#.into(),
+            order_by: "position".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .initiatives;
+    assert_eq!(areas.len(), 7);
+    assert!(areas.iter().all(|i| i.parent_initiative.is_empty()));
+    assert!(areas.windows(2).all(|w| w[0].position <= w[1].position));
+}
