@@ -1356,11 +1356,6 @@ impl Filter {
         }
         out.0
     }
-
-    /// Appends ` AND (condition)` to `qb` (nothing for an empty filter).
-    pub fn push(&self, qb: &mut QueryBuilder<Postgres>) {
-        Out(self.pieces()).apply(qb);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1652,14 +1647,6 @@ impl ListQuery {
             filter: filter?,
             order: order?,
         })
-    }
-
-    /// No filter, default order.
-    pub fn all(schema: &Schema) -> Self {
-        Self {
-            filter: Filter::default(),
-            order: OrderBy::default_for(schema),
-        }
     }
 
     /// The pieces that follow `WHERE <the list's own condition>`: the filter, the rows
