@@ -11,6 +11,8 @@
 //! - [`api`]: one module per gRPC service: request → domain → store → response;
 //! - [`domain`]: validated types and pure logic (ids, names, periods, decimals, codes);
 //! - [`store`]: SQL, one module per aggregate, and the migrations;
+//! - [`filter`]: AIP-160 `filter` and AIP-132 `order_by` of the List methods, parsed
+//!   and compiled to SQL with bound parameters only;
 //! - [`embedded_pg`]: the private PostgreSQL cluster of the zero-configuration default;
 //! - [`seed`]: the built-in Chongqing 2015 programme;
 //! - [`error`]: the one error type and its mapping to gRPC statuses.
@@ -23,6 +25,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod feed;
+pub mod filter;
 pub mod metrics;
 pub mod proto;
 pub mod seed;

@@ -9,6 +9,7 @@ use super::{Context, etag, finish, required_message};
 use crate::domain::names::IndicatorName;
 use crate::domain::{ResourceId, Violations};
 use crate::error::Error;
+use crate::filter::{ListQuery, request_identity};
 use crate::proto::v1 as pb;
 use crate::proto::v1::indicator_service_server::IndicatorService;
 use crate::store::indicators;
@@ -84,20 +85,30 @@ impl IndicatorService for IndicatorApi {
         let pb::ListIndicatorsRequest {
             page_size,
             page_token,
+            filter,
+            order_by,
         } = request.into_inner();
-        let fingerprint = "ListIndicators";
+        let mut v = Violations::new();
+        let query = ListQuery::check(&mut v, &indicators::FILTER_SCHEMA, &filter, &order_by);
+        let query = finish(v, || query)?;
+        let fingerprint = request_identity("ListIndicators", &filter, &order_by);
         let page = self
             .ctx
             .page_tokens
-            .page(fingerprint, page_size, &page_token)?;
-        let mut rows =
-            indicators::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
-        let next_page_token = self
-            .ctx
-            .page_tokens
-            .finish(fingerprint, &page, &mut rows, |i| i.id.as_str().to_owned());
+            .page(&fingerprint, page_size, &page_token)?;
+        let mut rows = indicators::list(
+            &self.ctx.pool,
+            &query,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
+        let next_page_token =
+            self.ctx
+                .page_tokens
+                .finish(&fingerprint, &page, &mut rows, |(_, key)| key.clone());
         Ok(Response::new(pb::ListIndicatorsResponse {
-            indicators: rows.iter().map(indicator_to_proto).collect(),
+            indicators: rows.iter().map(|(i, _)| indicator_to_proto(i)).collect(),
             next_page_token,
         }))
     }

@@ -13,6 +13,7 @@ use super::{Context, etag, finish, required_message};
 use crate::domain::names::{InitiativeName, ProgramName, TargetName};
 use crate::domain::{ResourceId, Violations};
 use crate::error::Error;
+use crate::filter::{ListQuery, request_identity};
 use crate::proto::v1 as pb;
 use crate::proto::v1::program_service_server::ProgramService;
 use crate::store::{initiatives, programs, targets};
@@ -98,20 +99,30 @@ impl ProgramService for ProgramApi {
         let pb::ListProgramsRequest {
             page_size,
             page_token,
+            filter,
+            order_by,
         } = request.into_inner();
-        let fingerprint = "ListPrograms";
+        let mut v = Violations::new();
+        let query = ListQuery::check(&mut v, &programs::FILTER_SCHEMA, &filter, &order_by);
+        let query = finish(v, || query)?;
+        let fingerprint = request_identity("ListPrograms", &filter, &order_by);
         let page = self
             .ctx
             .page_tokens
-            .page(fingerprint, page_size, &page_token)?;
-        let mut rows =
-            programs::list(&self.ctx.pool, page.after.as_deref(), page.fetch_limit()).await?;
-        let next_page_token = self
-            .ctx
-            .page_tokens
-            .finish(fingerprint, &page, &mut rows, |p| p.id.as_str().to_owned());
+            .page(&fingerprint, page_size, &page_token)?;
+        let mut rows = programs::list(
+            &self.ctx.pool,
+            &query,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
+        let next_page_token =
+            self.ctx
+                .page_tokens
+                .finish(&fingerprint, &page, &mut rows, |(_, key)| key.clone());
         Ok(Response::new(pb::ListProgramsResponse {
-            programs: rows.iter().map(program_to_proto).collect(),
+            programs: rows.iter().map(|(p, _)| program_to_proto(p)).collect(),
             next_page_token,
         }))
     }
@@ -218,11 +229,15 @@ impl ProgramService for ProgramApi {
             parent,
             page_size,
             page_token,
+            filter,
+            order_by,
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = parse_parent(&mut v, &parent);
-        let parent = finish(v, || parent)?;
-        let fingerprint = format!("ListInitiatives {parent}");
+        let query = ListQuery::check(&mut v, &initiatives::FILTER_SCHEMA, &filter, &order_by);
+        let (parent, query) = finish(v, || Some((parent?, query?)))?;
+        let fingerprint =
+            request_identity(&format!("ListInitiatives {parent}"), &filter, &order_by);
         let page = self
             .ctx
             .page_tokens
@@ -230,18 +245,17 @@ impl ProgramService for ProgramApi {
         let mut rows = initiatives::list(
             &self.ctx.pool,
             &parent.0,
+            &query,
             page.after.as_deref(),
             page.fetch_limit(),
         )
         .await?;
-        let next_page_token = self
-            .ctx
-            .page_tokens
-            .finish(&fingerprint, &page, &mut rows, |i| {
-                i.name.initiative.as_str().to_owned()
-            });
+        let next_page_token =
+            self.ctx
+                .page_tokens
+                .finish(&fingerprint, &page, &mut rows, |(_, key)| key.clone());
         Ok(Response::new(pb::ListInitiativesResponse {
-            initiatives: rows.iter().map(initiative_to_proto).collect(),
+            initiatives: rows.iter().map(|(i, _)| initiative_to_proto(i)).collect(),
             next_page_token,
         }))
     }
@@ -344,11 +358,14 @@ impl ProgramService for ProgramApi {
             parent,
             page_size,
             page_token,
+            filter,
+            order_by,
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = parse_parent(&mut v, &parent);
-        let parent = finish(v, || parent)?;
-        let fingerprint = format!("ListTargets {parent}");
+        let query = ListQuery::check(&mut v, &targets::FILTER_SCHEMA, &filter, &order_by);
+        let (parent, query) = finish(v, || Some((parent?, query?)))?;
+        let fingerprint = request_identity(&format!("ListTargets {parent}"), &filter, &order_by);
         let page = self
             .ctx
             .page_tokens
@@ -356,18 +373,17 @@ impl ProgramService for ProgramApi {
         let mut rows = targets::list(
             &self.ctx.pool,
             &parent.0,
+            &query,
             page.after.as_deref(),
             page.fetch_limit(),
         )
         .await?;
-        let next_page_token = self
-            .ctx
-            .page_tokens
-            .finish(&fingerprint, &page, &mut rows, |t| {
-                t.name.target.as_str().to_owned()
-            });
+        let next_page_token =
+            self.ctx
+                .page_tokens
+                .finish(&fingerprint, &page, &mut rows, |(_, key)| key.clone());
         Ok(Response::new(pb::ListTargetsResponse {
-            targets: rows.iter().map(target_to_proto).collect(),
+            targets: rows.iter().map(|(t, _)| target_to_proto(t)).collect(),
             next_page_token,
         }))
     }

@@ -32,6 +32,12 @@ pub struct ListArgs {
     /// At most this many results (default: all, fetched page by page).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
+    /// AIP-160 filter, e.g. `title:"trade" AND start_year >= 2015` (see the README).
+    #[arg(long, default_value = "")]
+    pub filter: String,
+    /// Order, e.g. `update_time desc, title` (default: by name).
+    #[arg(long, default_value = "")]
+    pub order_by: String,
 }
 
 /// `--etag` of update and delete.
@@ -301,10 +307,14 @@ pub async fn programs(args: ProgramsArgs) -> Outcome {
     match args.command {
         Verb::List(list) => {
             let programs = page_all(list.limit, |page_size, page_token| {
+                let filter = list.filter.clone();
+                let order_by = list.order_by.clone();
                 let mut c = client.clone();
                 async move {
                     let r = c
                         .list_programs(pb::ListProgramsRequest {
+                            filter,
+                            order_by,
                             page_size,
                             page_token,
                         })
@@ -497,11 +507,15 @@ pub async fn initiatives(args: InitiativesArgs) -> Outcome {
             let parent = need_program(program)?;
             let client = program_client(&args.client).await?;
             let initiatives = page_all(list.limit, |page_size, page_token| {
+                let filter = list.filter.clone();
+                let order_by = list.order_by.clone();
                 let mut c = client.clone();
                 let parent = parent.clone();
                 async move {
                     let r = c
                         .list_initiatives(pb::ListInitiativesRequest {
+                            filter,
+                            order_by,
                             parent,
                             page_size,
                             page_token,
@@ -737,11 +751,15 @@ pub async fn targets(args: TargetsArgs) -> Outcome {
             let parent = need_program(program)?;
             let client = program_client(&args.client).await?;
             let targets = page_all(list.limit, |page_size, page_token| {
+                let filter = list.filter.clone();
+                let order_by = list.order_by.clone();
                 let mut c = client.clone();
                 let parent = parent.clone();
                 async move {
                     let r = c
                         .list_targets(pb::ListTargetsRequest {
+                            filter,
+                            order_by,
                             parent,
                             page_size,
                             page_token,
@@ -997,10 +1015,14 @@ pub async fn indicators(args: IndicatorsArgs) -> Outcome {
     match args.command {
         Verb::List(list) => {
             let indicators = page_all(list.limit, |page_size, page_token| {
+                let filter = list.filter.clone();
+                let order_by = list.order_by.clone();
                 let mut c = client.clone();
                 async move {
                     let r = c
                         .list_indicators(pb::ListIndicatorsRequest {
+                            filter,
+                            order_by,
                             page_size,
                             page_token,
                         })

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::{begin, check_etag, has_dependants, id, is_unique_violation};
 use crate::domain::indicator::{Aggregation, Flow, IndicatorSpec};
@@ -12,6 +12,7 @@ use crate::domain::names::IndicatorName;
 use crate::domain::program::{Direction, Meta};
 use crate::domain::{Frequency, ResourceId};
 use crate::error::{Error, Result};
+use crate::filter::{EnumType, Field, FieldType, Keyed, ListQuery, Schema};
 
 /// A stored indicator.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,20 +214,90 @@ pub async fn matching(
         .collect()
 }
 
-/// Lists up to `limit` indicators after id `after`, in id order.
-pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Indicator>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM indicators WHERE ($1::text IS NULL OR indicator_id > $1) \
-         ORDER BY indicator_id LIMIT $2"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sql)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(Indicator::try_from).collect()
+/// Filterable and orderable fields of ListIndicators.
+pub static FILTER_SCHEMA: Schema = Schema {
+    fields: &[
+        Field::new("name", "('indicators/' || indicator_id)", FieldType::String)
+            .orderable("indicators.indicator_id"),
+        Field::new("title", "title", FieldType::String).orderable("indicators.title COLLATE \"C\""),
+        Field::new("description", "description", FieldType::String),
+        Field::new("unit", "unit", FieldType::String).orderable("indicators.unit COLLATE \"C\""),
+        Field::new("unit_multiplier", "unit_multiplier", FieldType::Integer)
+            .orderable("indicators.unit_multiplier"),
+        Field::new("frequency", "frequency", FieldType::Enum(&FREQUENCY)),
+        Field::new("flow", "flow", FieldType::Enum(&FLOW)),
+        Field::new(
+            "service_category",
+            "COALESCE(service_category, '')",
+            FieldType::String,
+        )
+        .orderable("COALESCE(indicators.service_category, '') COLLATE \"C\""),
+        Field::new("region", "region::text", FieldType::String)
+            .orderable("indicators.region::text COLLATE \"C\""),
+        Field::new("dimensions", "dimensions", FieldType::Map),
+        Field::new("aggregation", "aggregation", FieldType::Enum(&AGGREGATION)),
+        Field::new("year_to_date", "year_to_date", FieldType::Bool),
+        Field::new(
+            "direction",
+            "direction",
+            FieldType::Enum(&super::targets::DIRECTION),
+        ),
+        Field::new("source_agency", "source_agency", FieldType::String)
+            .orderable("indicators.source_agency COLLATE \"C\""),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("indicators.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("indicators.update_time"),
+    ],
+    id_sort: "indicators.indicator_id",
+};
+
+static FREQUENCY: EnumType = EnumType {
+    prefix: "FREQUENCY_",
+    values: &[
+        ("FREQUENCY_ANNUAL", "A"),
+        ("FREQUENCY_HALF_YEARLY", "S"),
+        ("FREQUENCY_QUARTERLY", "Q"),
+        ("FREQUENCY_MONTHLY", "M"),
+    ],
+};
+
+static FLOW: EnumType = EnumType {
+    prefix: "FLOW_",
+    values: &[
+        ("FLOW_EXPORT", "export"),
+        ("FLOW_IMPORT", "import"),
+        ("FLOW_TOTAL", "total"),
+        ("FLOW_BALANCE", "balance"),
+        ("FLOW_NONE", "none"),
+    ],
+};
+
+static AGGREGATION: EnumType = EnumType {
+    prefix: "AGGREGATION_",
+    values: &[
+        ("AGGREGATION_SUM", "sum"),
+        ("AGGREGATION_AVERAGE", "average"),
+        ("AGGREGATION_END_OF_PERIOD", "end_of_period"),
+    ],
+};
+
+/// Lists up to `limit` indicators matching `query`, after the page key `after`, each
+/// with the page key of its row.
+pub async fn list(
+    pool: &PgPool,
+    query: &ListQuery,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Indicator, String)>> {
+    let mut qb = QueryBuilder::new(concat!("SELECT ", columns!(), ", "));
+    query.order.push_key_column(&mut qb);
+    qb.push(" FROM indicators WHERE TRUE");
+    query.push_tail(&mut qb, after, limit)?;
+    let rows: Vec<Keyed<Row>> = qb.build_query_as().fetch_all(pool).await?;
+    rows.into_iter()
+        .map(|k| Ok((Indicator::try_from(k.row)?, query.order.token_key(&k.key))))
+        .collect()
 }
 
 /// Updates an indicator (see `programs::update` for the protocol). The frequency is

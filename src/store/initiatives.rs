@@ -1,13 +1,14 @@
 //! Initiatives: a tree per programme, with the indicators that measure each node.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::{begin, check_etag, has_dependants, id, is_unique_violation};
 use crate::domain::names::{InitiativeName, ProgramName};
 use crate::domain::program::{InitiativeSpec, InitiativeState, MAX_INITIATIVE_DEPTH, Meta};
 use crate::domain::{FieldViolation, ResourceId};
 use crate::error::{Error, Result};
+use crate::filter::{EnumType, Field, FieldType, Keyed, ListQuery, Schema};
 
 /// A stored initiative.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,30 +307,78 @@ pub async fn get(pool: &PgPool, name: &InitiativeName) -> Result<Initiative> {
         .try_into()
 }
 
-/// Lists up to `limit` initiatives of a programme after id `after`, in id order.
-/// NOT_FOUND when the programme does not exist.
+/// Filterable and orderable fields of ListInitiatives (the table is aliased `i`).
+pub static FILTER_SCHEMA: Schema = Schema {
+    fields: &[
+        Field::new(
+            "name",
+            "('programs/' || i.program_id || '/initiatives/' || i.initiative_id)",
+            FieldType::String,
+        )
+        .orderable("i.initiative_id"),
+        Field::new(
+            "parent_initiative",
+            "COALESCE('programs/' || i.program_id || '/initiatives/' || i.parent_initiative_id, '')",
+            FieldType::String,
+        ),
+        Field::new("title", "i.title", FieldType::String).orderable("i.title COLLATE \"C\""),
+        Field::new("description", "i.description", FieldType::String),
+        Field::new("lead_agency", "i.lead_agency", FieldType::String)
+            .orderable("i.lead_agency COLLATE \"C\""),
+        Field::new("state", "i.state", FieldType::Enum(&STATE)),
+        Field::new("start_date", "i.start_date", FieldType::Date)
+            .nullable()
+            .orderable("i.start_date"),
+        Field::new("end_date", "i.end_date", FieldType::Date)
+            .nullable()
+            .orderable("i.end_date"),
+        Field::new("tags", "i.tags", FieldType::StringList),
+        Field::new(
+            "indicators",
+            "ARRAY(SELECT 'indicators/' || ii.indicator_id FROM initiative_indicators ii \
+             WHERE ii.program_id = i.program_id AND ii.initiative_id = i.initiative_id)",
+            FieldType::StringList,
+        ),
+        Field::new("position", "i.position", FieldType::Integer).orderable("i.position"),
+        Field::new("create_time", "i.create_time", FieldType::Timestamp).orderable("i.create_time"),
+        Field::new("update_time", "i.update_time", FieldType::Timestamp).orderable("i.update_time"),
+    ],
+    id_sort: "i.initiative_id",
+};
+
+static STATE: EnumType = EnumType {
+    prefix: "STATE_",
+    values: &[
+        ("STATE_PLANNED", "planned"),
+        ("STATE_ACTIVE", "active"),
+        ("STATE_COMPLETED", "completed"),
+        ("STATE_SUSPENDED", "suspended"),
+        ("STATE_CANCELLED", "cancelled"),
+    ],
+};
+
+/// Lists up to `limit` initiatives of a programme matching `query`, after the page key
+/// `after`, each with the page key of its row; NOT_FOUND when the programme does not
+/// exist.
 pub async fn list(
     pool: &PgPool,
     program: &ResourceId,
+    query: &ListQuery,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<Initiative>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM initiatives i WHERE i.program_id = $1 \
-         AND ($2::text IS NULL OR i.initiative_id > $2) ORDER BY i.initiative_id LIMIT $3"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sql)
-        .bind(program.as_str())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+) -> Result<Vec<(Initiative, String)>> {
+    let mut qb = QueryBuilder::new(concat!("SELECT ", columns!(), ", "));
+    query.order.push_key_column(&mut qb);
+    qb.push(" FROM initiatives i WHERE i.program_id = ");
+    qb.push_bind(program.as_str().to_owned());
+    query.push_tail(&mut qb, after, limit)?;
+    let rows: Vec<Keyed<Row>> = qb.build_query_as().fetch_all(pool).await?;
     if rows.is_empty() {
         super::programs::get(pool, program).await?;
     }
-    rows.into_iter().map(Initiative::try_from).collect()
+    rows.into_iter()
+        .map(|k| Ok((Initiative::try_from(k.row)?, query.order.token_key(&k.key))))
+        .collect()
 }
 
 /// Every initiative of a programme, in id order.

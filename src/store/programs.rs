@@ -1,13 +1,14 @@
 //! Programmes.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, QueryBuilder};
 
 use super::{begin, check_etag, has_dependants, id, is_unique_violation};
 use crate::domain::ResourceId;
 use crate::domain::names::ProgramName;
 use crate::domain::program::{Meta, ProgramSpec};
 use crate::error::{Error, Result};
+use crate::filter::{Field, FieldType, Keyed, ListQuery, Schema};
 
 /// A stored programme.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,20 +123,48 @@ pub async fn get(db: impl sqlx::PgExecutor<'_>, program_id: &ResourceId) -> Resu
         .ok_or_else(|| Error::NotFound(ProgramName(program_id.clone()).to_string()))
 }
 
-/// Lists up to `limit` programmes after `after` in id order.
-pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Program>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM programs WHERE ($1::text IS NULL OR program_id > $1) \
-         ORDER BY program_id LIMIT $2"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sql)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(Program::from).collect())
+/// Filterable and orderable fields of ListPrograms.
+pub static FILTER_SCHEMA: Schema = Schema {
+    fields: &[
+        Field::new("name", "('programs/' || program_id)", FieldType::String)
+            .orderable("programs.program_id"),
+        Field::new("title", "title", FieldType::String).orderable("programs.title COLLATE \"C\""),
+        Field::new("issuing_body", "issuing_body", FieldType::String)
+            .orderable("programs.issuing_body COLLATE \"C\""),
+        Field::new("adoption_date", "adoption_date", FieldType::Date)
+            .nullable()
+            .orderable("programs.adoption_date"),
+        Field::new("jurisdiction", "jurisdiction::text", FieldType::String)
+            .orderable("programs.jurisdiction::text COLLATE \"C\""),
+        Field::new("start_year", "start_year", FieldType::Integer).orderable("programs.start_year"),
+        Field::new("end_year", "end_year", FieldType::Integer).orderable("programs.end_year"),
+        Field::new("summary", "summary", FieldType::String),
+        Field::new("source_uri", "source_uri", FieldType::String),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("programs.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("programs.update_time"),
+    ],
+    id_sort: "programs.program_id",
+};
+
+/// Lists up to `limit` programmes matching `query`, after the page key `after`, each
+/// with the page key of its row.
+pub async fn list(
+    pool: &PgPool,
+    query: &ListQuery,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Program, String)>> {
+    let mut qb = QueryBuilder::new(concat!("SELECT ", columns!(), ", "));
+    query.order.push_key_column(&mut qb);
+    qb.push(" FROM programs WHERE TRUE");
+    query.push_tail(&mut qb, after, limit)?;
+    let rows: Vec<Keyed<Row>> = qb.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|k| (Program::from(k.row), query.order.token_key(&k.key)))
+        .collect())
 }
 
 /// Updates a programme: locks it, checks the etag, lets `change` compute the new

@@ -1,13 +1,14 @@
 //! Targets of a programme.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::{begin, check_etag, id, is_unique_violation};
 use crate::domain::names::TargetName;
 use crate::domain::program::{Direction, Meta, TargetKind, TargetSpec};
 use crate::domain::{Decimal, FieldViolation, Frequency, Period, ResourceId};
 use crate::error::{Error, Result};
+use crate::filter::{EnumType, Field, FieldType, Keyed, ListQuery, Schema};
 
 /// A stored target.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,29 +250,90 @@ pub async fn get(db: impl sqlx::PgExecutor<'_>, name: &TargetName) -> Result<Tar
         .try_into()
 }
 
-/// Lists up to `limit` targets of a programme after id `after`, in id order.
+/// Filterable and orderable fields of ListTargets.
+pub static FILTER_SCHEMA: Schema = Schema {
+    fields: &[
+        Field::new(
+            "name",
+            "('programs/' || program_id || '/targets/' || target_id)",
+            FieldType::String,
+        )
+        .orderable("targets.target_id"),
+        Field::new("title", "title", FieldType::String).orderable("targets.title COLLATE \"C\""),
+        Field::new("description", "description", FieldType::String),
+        Field::new(
+            "indicator",
+            "('indicators/' || indicator_id)",
+            FieldType::String,
+        )
+        .orderable("targets.indicator_id"),
+        Field::new(
+            "initiative",
+            "COALESCE('programs/' || program_id || '/initiatives/' || initiative_id, '')",
+            FieldType::String,
+        )
+        .orderable("COALESCE(targets.initiative_id::text, '') COLLATE \"C\""),
+        Field::new("kind", "kind", FieldType::Enum(&KIND)),
+        Field::new("target_value", "target_value", FieldType::Decimal)
+            .orderable("targets.target_value"),
+        Field::new("unit_multiplier", "unit_multiplier", FieldType::Integer)
+            .orderable("targets.unit_multiplier"),
+        Field::new("target_period", "target_period::text", FieldType::String)
+            .orderable("targets.target_period::text COLLATE \"C\""),
+        Field::new("baseline_value", "baseline_value", FieldType::Decimal)
+            .nullable()
+            .orderable("targets.baseline_value"),
+        Field::new(
+            "baseline_period",
+            "COALESCE(baseline_period::text, '')",
+            FieldType::String,
+        )
+        .orderable("COALESCE(targets.baseline_period::text, '') COLLATE \"C\""),
+        Field::new("direction", "direction", FieldType::Enum(&DIRECTION)),
+        Field::new("create_time", "create_time", FieldType::Timestamp)
+            .orderable("targets.create_time"),
+        Field::new("update_time", "update_time", FieldType::Timestamp)
+            .orderable("targets.update_time"),
+    ],
+    id_sort: "targets.target_id",
+};
+
+static KIND: EnumType = EnumType {
+    prefix: "KIND_",
+    values: &[("KIND_LEVEL", "level"), ("KIND_GROWTH_RATE", "growth_rate")],
+};
+
+/// Values of the `direction` of targets and indicators.
+pub(crate) static DIRECTION: EnumType = EnumType {
+    prefix: "DIRECTION_",
+    values: &[
+        ("DIRECTION_HIGHER_IS_BETTER", "higher"),
+        ("DIRECTION_LOWER_IS_BETTER", "lower"),
+    ],
+};
+
+/// Lists up to `limit` targets of a programme matching `query`, after the page key
+/// `after`, each with the page key of its row; NOT_FOUND when the programme does not
+/// exist.
 pub async fn list(
     pool: &PgPool,
     program: &ResourceId,
+    query: &ListQuery,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<Target>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM targets WHERE program_id = $1 \
-         AND ($2::text IS NULL OR target_id > $2) ORDER BY target_id LIMIT $3"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sql)
-        .bind(program.as_str())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+) -> Result<Vec<(Target, String)>> {
+    let mut qb = QueryBuilder::new(concat!("SELECT ", columns!(), ", "));
+    query.order.push_key_column(&mut qb);
+    qb.push(" FROM targets WHERE program_id = ");
+    qb.push_bind(program.as_str().to_owned());
+    query.push_tail(&mut qb, after, limit)?;
+    let rows: Vec<Keyed<Row>> = qb.build_query_as().fetch_all(pool).await?;
     if rows.is_empty() {
         super::programs::get(pool, program).await?;
     }
-    rows.into_iter().map(Target::try_from).collect()
+    rows.into_iter()
+        .map(|k| Ok((Target::try_from(k.row)?, query.order.token_key(&k.key))))
+        .collect()
 }
 
 /// Every target of a programme, in id order.

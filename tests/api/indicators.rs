@@ -365,6 +365,7 @@ async fn indicators_page_in_name_order() {
             .list_indicators(pb::ListIndicatorsRequest {
                 page_size: 2,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .unwrap()

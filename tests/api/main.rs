@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod filters;
 mod helpers;
 mod indicators;
 mod observations;

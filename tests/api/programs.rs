@@ -278,6 +278,7 @@ async fn listing_pages_through_every_programme_once() {
             .list_programs(pb::ListProgramsRequest {
                 page_size: 3,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -309,6 +310,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: 2,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -322,6 +324,7 @@ async fn listing_pages_through_every_programme_once() {
             parent: "programs/p0".into(),
             page_size: 2,
             page_token: token.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -335,6 +338,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: 2,
             page_token: String::from_utf8(altered).unwrap(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -344,6 +348,7 @@ async fn listing_pages_through_every_programme_once() {
         .list_programs(pb::ListProgramsRequest {
             page_size: -1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1139,6 +1144,7 @@ async fn target_crud_and_validation() {
             parent: "programs/p".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -1150,6 +1156,7 @@ async fn target_crud_and_validation() {
             parent: "programs/p".into(),
             page_size: 1,
             page_token: page.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap()

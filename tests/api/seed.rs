@@ -28,6 +28,7 @@ async fn chongqing_programme_reads_back_with_its_areas_and_target() {
             parent: program.name.clone(),
             page_size: 100,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
