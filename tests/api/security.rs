@@ -938,3 +938,57 @@ async fn tls_serves_with_a_certificate_and_refuses_plaintext() {
         assert_ne!(e.code(), Code::Ok);
     }
 }
+
+#[tokio::test]
+async fn keys_create_on_the_command_line_bootstraps_an_admin() {
+    let db = crate::helpers::create_database().await;
+    let run = |args: &'static [&'static str]| {
+        let url = db.url.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"))
+                .args(args)
+                .env("DATABASE_URL", url)
+                .env("TRADEWATCH_METRICS_LISTEN", "off")
+                .kill_on_drop(true)
+                .output()
+                .await
+                .expect("run tradewatch")
+        }
+    };
+    let out = run(&["keys", "create", "--role", "admin", "--name", "ops"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(secret.len(), 59, "{secret}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "created apiKeys/{} with the admin role",
+            &secret[3..15]
+        )),
+        "{stderr}"
+    );
+    let pool = sqlx::PgPool::connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let (role, name, hash): (String, String, Vec<u8>) =
+        sqlx::query_as("SELECT role, display_name, secret_hash FROM api_keys WHERE key_id = $1")
+            .bind(&secret[3..15])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((role.as_str(), name.as_str()), ("admin", "ops"));
+    assert_eq!(hash, sha2::Sha256::digest(secret.as_bytes()).to_vec());
+
+    let out = run(&["keys", "create", "--role", "root"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--role must be viewer, editor or admin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.close().await;
+}
