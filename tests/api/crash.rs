@@ -39,6 +39,7 @@ impl ServerProcess {
             std::env::temp_dir().join(format!("tw-server-{}.log", uuid::Uuid::new_v4().simple()));
         let child = Command::new(env!("CARGO_BIN_EXE_tradewatch"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--no-seed"])
+            .args(["--metrics-listen", "off"])
             .env("DATABASE_URL", &db.url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
