@@ -470,6 +470,7 @@ where
                 method: path.trim_start_matches('/').to_owned(),
                 request_id: request_id.clone(),
                 claim: None,
+                deadline: deadline.map(|d| Instant::now() + d),
             };
             req.extensions_mut().insert(caller);
             let handler = store::call::scope(ctx, inner.call(req));

@@ -20,6 +20,10 @@ pub struct CallContext {
     pub request_id: String,
     /// The idempotency claim of this call, if it carries a `request_id`.
     pub claim: Option<Claim>,
+    /// When the call's deadline passes, if it has one: transactions get a
+    /// `statement_timeout` of the time left, so that PostgreSQL stops their work (and
+    /// releases their locks) when the call is dropped at its deadline.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A `request_id` claimed by the transaction that applies the request.

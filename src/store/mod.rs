@@ -97,7 +97,9 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
                    SELECT $4, $6, $5 WHERE $4::uuid IS NOT NULL) \
                  SELECT set_config('tradewatch.actor', $1, true), \
                         set_config('tradewatch.method', $2, true), \
-                        set_config('tradewatch.request_id', $3, true)",
+                        set_config('tradewatch.request_id', $3, true), \
+                        CASE WHEN $7::bigint IS NOT NULL \
+                             THEN set_config('statement_timeout', $7::text, true) END",
             )
             .bind(call.actor.as_deref().unwrap_or(""))
             .bind(&call.method)
@@ -105,6 +107,12 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
             .bind(claim_id)
             .bind(fingerprint)
             .bind(claim_method)
+            .bind(call.deadline.map(|d| {
+                // Milliseconds left, at least 1 (0 would mean no timeout).
+                d.saturating_duration_since(std::time::Instant::now())
+                    .as_millis()
+                    .clamp(1, i64::MAX as u128) as i64
+            }))
             .execute(&mut *tx)
             .await
             .map_err(|e| {

@@ -751,6 +751,17 @@ async fn deadlines_end_calls_with_deadline_exceeded_and_leave_nothing_behind() {
         "{took:?}"
     );
 
+    // PostgreSQL itself stopped both updates at their deadlines (the transactions carry
+    // a statement_timeout of the time left): nothing waits on the test's lock any more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+           AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 0, "a dropped call still waits for the lock");
     drop(lock);
     // Neither update was applied, no connection is left in a transaction, and the
     // next call works.
