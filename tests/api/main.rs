@@ -3,6 +3,7 @@
 //! per test.
 
 mod crash;
+mod faults;
 mod helpers;
 mod indicators;
 mod observations;
