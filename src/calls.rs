@@ -346,6 +346,24 @@ async fn within<F: std::future::Future>(
     }
 }
 
+/// tonic refuses a request message over the decoding limit with OUT_OF_RANGE; gRPC
+/// specifies RESOURCE_EXHAUSTED, and the limit is documented so. The refusal is a
+/// trailers-only response (the handler has not started, or a client-streaming one
+/// ended on it), so its status is in the headers.
+fn too_large_is_resource_exhausted(mut response: http::Response<Body>) -> http::Response<Body> {
+    let headers = response.headers_mut();
+    let too_large = code_of(headers) == Some(Code::OutOfRange)
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("decoded%20message%20length%20too%20large"));
+    if too_large {
+        // 8: RESOURCE_EXHAUSTED.
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+    response
+}
+
 fn with_request_id(mut response: http::Response<Body>, request_id: &str) -> http::Response<Body> {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", v);
@@ -495,7 +513,7 @@ where
                     return refuse(record, Error::DeadlineExceeded);
                 }
             };
-            let response = result?;
+            let response = too_large_is_resource_exhausted(result?);
             if let Some(code) = code_of(response.headers()) {
                 // Trailers-only response: the status is in the headers.
                 record.code = Some(code);

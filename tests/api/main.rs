@@ -5,6 +5,7 @@
 mod crash;
 mod faults;
 mod helpers;
+mod hostile;
 mod indicators;
 mod observations;
 mod programs;
