@@ -205,19 +205,21 @@ fn req<T>(message: T, timeout: Option<Duration>) -> tonic::Request<T> {
     r
 }
 
+/// `call`, timed.
+fn timed<F, T>(what: &'static str, call: F) -> Attempt
+where
+    F: Future<Output = Result<T, tonic::Status>> + Send + 'static,
+{
+    Box::pin(async move {
+        let start = Instant::now();
+        let r = call.await.map(|_| ());
+        (what, r, start.elapsed())
+    })
+}
+
 /// One call of each kind a client makes (reads, writes, a batch, reports), each timed.
 /// `n` makes the written names unique.
 fn every_kind_of_call(c: &Clients, n: usize, timeout: Option<Duration>) -> Vec<Attempt> {
-    fn timed<F, T>(what: &'static str, call: F) -> Attempt
-    where
-        F: Future<Output = Result<T, tonic::Status>> + Send + 'static,
-    {
-        Box::pin(async move {
-            let start = Instant::now();
-            let r = call.await.map(|_| ());
-            (what, r, start.elapsed())
-        })
-    }
     let (mut p1, mut p2, mut p3, mut p4) = (
         c.programs.clone(),
         c.programs.clone(),
@@ -947,6 +949,13 @@ async fn clients_cancelling_at_random_moments_leave_no_open_transaction_or_lock(
         }
     }
     println!("fates: {fates:?}");
+    // The storm is a mix: calls answered, calls cut by their deadline, calls dropped.
+    for fate in ["OK", "Cancelled", "dropped"] {
+        assert!(
+            fates.get(fate).is_some_and(|n| *n > 0),
+            "seed {seed}: no call was {fate}: {fates:?}"
+        );
+    }
     assert!(
         unexpected.is_empty(),
         "seed {seed}: unexpected answers:\n{}",
@@ -996,16 +1005,6 @@ async fn clients_cancelling_at_random_moments_leave_no_open_transaction_or_lock(
 
 /// The burst of [`every_kind_of_call`], on the storm's programme and indicator names.
 fn every_kind_of_call_on(c: &Clients, n: usize) -> Vec<Attempt> {
-    fn timed<F, T>(what: &'static str, call: F) -> Attempt
-    where
-        F: Future<Output = Result<T, tonic::Status>> + Send + 'static,
-    {
-        Box::pin(async move {
-            let start = Instant::now();
-            let r = call.await.map(|_| ());
-            (what, r, start.elapsed())
-        })
-    }
     let mut out = Vec::new();
     for (i, op) in [
         Op::CreateProgram(format!("burst-{n}")),
@@ -1272,6 +1271,7 @@ async fn a_server_killed_among_acknowledged_writes_keeps_every_one_and_no_partia
                     if known {
                         assert_eq!(rows, KILL_BATCH_ROWS, "seed {seed}: acknowledged {w:?}");
                     } else if maybe {
+                        println!("  unacknowledged {w:?}: {rows} rows");
                         assert!(
                             rows == 0 || rows == KILL_BATCH_ROWS,
                             "seed {seed}: {w:?} is partial: {rows} rows"
