@@ -335,6 +335,35 @@ impl http_body::Body for RecordedBody {
     }
 }
 
+/// Runs `fut`, giving up at `until` when there is one.
+async fn within<F: std::future::Future>(
+    until: Option<tokio::time::Instant>,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match until {
+        Some(t) => tokio::time::timeout_at(t, fut).await,
+        None => Ok(fut.await),
+    }
+}
+
+/// tonic refuses a request message over the decoding limit with OUT_OF_RANGE; gRPC
+/// specifies RESOURCE_EXHAUSTED, and the limit is documented so. The refusal is a
+/// trailers-only response (the handler has not started, or a client-streaming one
+/// ended on it), so its status is in the headers.
+fn too_large_is_resource_exhausted(mut response: http::Response<Body>) -> http::Response<Body> {
+    let headers = response.headers_mut();
+    let too_large = code_of(headers) == Some(Code::OutOfRange)
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("decoded%20message%20length%20too%20large"));
+    if too_large {
+        // 8: RESOURCE_EXHAUSTED.
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+    response
+}
+
 fn with_request_id(mut response: http::Response<Body>, request_id: &str) -> http::Response<Body> {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", v);
@@ -396,8 +425,23 @@ where
                 record.finish(status.code());
                 Ok(with_request_id(status.into_http(), &record.request_id))
             };
-            // Who is calling, and may they?
             let required = access::required_role(&path);
+            // The deadline: tonic's own grpc-timeout handling (outside this layer)
+            // would end the call CANCELLED; this one fires a little earlier and answers
+            // DEADLINE_EXCEEDED, as gRPC specifies. It covers the key check too (a
+            // database that hangs must not hold a call past its deadline).
+            let client = grpc_timeout(req.headers()).map(|t| {
+                t.saturating_sub(Duration::from_millis(5))
+                    .max(t.mul_f64(0.9))
+            });
+            let server = (required.is_some() && !STREAMING.contains(&path.as_str()))
+                .then_some(shared.settings.default_deadline);
+            let deadline = match (client, server) {
+                (Some(c), Some(s)) => Some(c.min(s)),
+                (c, s) => c.or(s),
+            };
+            let until = deadline.map(|d| tokio::time::Instant::now() + d);
+            // Who is calling, and may they?
             let mut caller = Caller {
                 request_id: request_id.clone(),
                 ..Caller::default()
@@ -415,7 +459,10 @@ where
                             ),
                         );
                     }
-                    Some(header) => match shared.auth.check(header).await {
+                    Some(header) => match within(until, shared.auth.check(header))
+                        .await
+                        .unwrap_or(Err(Error::DeadlineExceeded))
+                    {
                         Ok((id, role)) => {
                             record.actor = Some(id.clone());
                             if role < required {
@@ -452,19 +499,6 @@ where
                     }
                 }
             };
-            // The deadline: tonic's own grpc-timeout handling (outside this layer)
-            // would end the call CANCELLED; this one fires a little earlier and answers
-            // DEADLINE_EXCEEDED, as gRPC specifies.
-            let client = grpc_timeout(req.headers()).map(|t| {
-                t.saturating_sub(Duration::from_millis(5))
-                    .max(t.mul_f64(0.9))
-            });
-            let server = (required.is_some() && !STREAMING.contains(&path.as_str()))
-                .then_some(shared.settings.default_deadline);
-            let deadline = match (client, server) {
-                (Some(c), Some(s)) => Some(c.min(s)),
-                (c, s) => c.or(s),
-            };
             let ctx = CallContext {
                 actor: caller.key_id.clone(),
                 method: path.trim_start_matches('/').to_owned(),
@@ -474,16 +508,13 @@ where
             };
             req.extensions_mut().insert(caller);
             let handler = store::call::scope(ctx, inner.call(req));
-            let result = match deadline {
-                Some(d) => match tokio::time::timeout(d, handler).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        return refuse(record, Error::DeadlineExceeded);
-                    }
-                },
-                None => handler.await,
+            let result = match within(until, handler).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return refuse(record, Error::DeadlineExceeded);
+                }
             };
-            let response = result?;
+            let response = too_large_is_resource_exhausted(result?);
             if let Some(code) = code_of(response.headers()) {
                 // Trailers-only response: the status is in the headers.
                 record.code = Some(code);

@@ -224,11 +224,17 @@ impl AdminService for AdminApi {
         } else {
             key_name(&mut v, "actor", &actor).map(Some)
         };
-        if resource.len() > 1000 || resource.ends_with('/') {
+        // Control characters: no name has them, and PostgreSQL refuses NUL in text
+        // (which then failed as an internal error).
+        if resource.len() > 1000
+            || resource.ends_with('/')
+            || resource.chars().any(char::is_control)
+        {
             v.push(
                 "resource",
                 "INVALID_NAME",
-                "resource must be a resource name (at most 1,000 characters, no trailing /)",
+                "resource must be a resource name (at most 1,000 characters, no trailing /, \
+                 no control characters)",
             );
         }
         let start = optional_time(&mut v, "start_time", &start_time);

@@ -47,10 +47,21 @@ pub fn optional_time(
         );
         return None;
     }
-    match chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32) {
+    // The range of google.protobuf.Timestamp, 0001-01-01T00:00:00Z to
+    // 9999-12-31T23:59:59Z: chrono accepts more, and PostgreSQL refuses instants
+    // before 4713 BC (which then failed as an internal error).
+    const MIN_SECONDS: i64 = -62_135_596_800;
+    const MAX_SECONDS: i64 = 253_402_300_799;
+    match chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
+        .filter(|_| (MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds))
+    {
         Some(t) => Some(Some(t)),
         None => {
-            v.push(field, "INVALID_TIMESTAMP", "the timestamp is out of range");
+            v.push(
+                field,
+                "INVALID_TIMESTAMP",
+                "the timestamp is out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)",
+            );
             None
         }
     }

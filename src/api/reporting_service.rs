@@ -477,6 +477,19 @@ impl ReportingService for ReportingApi {
             );
         }
         let dims: BTreeMap<String, String> = dimensions.into_iter().collect();
+        // Checked as indicators' dimensions are (no other could match), so that no
+        // value PostgreSQL refuses (NUL) reaches the query.
+        for (k, val) in &dims {
+            let field = format!("dimensions[{:?}]", crate::domain::names::truncate(k));
+            v.check(&field, crate::domain::indicator::check_dimension_key(k));
+            v.check(&field, crate::domain::indicator::check_dimension_value(val));
+        }
+        if !dimension_key.is_empty() {
+            v.check(
+                "dimension_key",
+                crate::domain::indicator::check_dimension_key(&dimension_key),
+            );
+        }
         let group = match pb::BreakdownDimension::try_from(group_by) {
             Ok(pb::BreakdownDimension::Unspecified) | Err(_) => {
                 v.push(

@@ -21,16 +21,24 @@ use crate::helpers::{Ch, TestDatabase, authed, create_database, create_key, indi
 use tradewatch::domain::access::Role;
 
 /// The binary as a child process, killed (and its log removed) on drop.
-struct ServerProcess {
-    child: Child,
-    channel: Ch,
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    /// A connection sending an editor key.
+    pub(crate) channel: Ch,
+    /// Where it listens.
+    pub(crate) addr: std::net::SocketAddr,
     log: PathBuf,
 }
 
 impl ServerProcess {
-    /// Starts `tradewatch --listen 127.0.0.1:<free port> --no-seed` on `db` and waits
-    /// until its health check reports SERVING.
-    async fn start(db: &TestDatabase) -> Self {
+    /// Starts `tradewatch --listen 127.0.0.1:<free port> --no-seed --metrics-listen off`
+    /// on `db` and waits until its health check reports SERVING.
+    pub(crate) async fn start(db: &TestDatabase) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// As [`start`](Self::start), with `args` added to the command line.
+    pub(crate) async fn start_with(db: &TestDatabase, args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -38,8 +46,16 @@ impl ServerProcess {
         let log =
             std::env::temp_dir().join(format!("tw-server-{}.log", uuid::Uuid::new_v4().simple()));
         let child = Command::new(env!("CARGO_BIN_EXE_tradewatch"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--no-seed"])
-            .args(["--metrics-listen", "off"])
+            // No metrics endpoint: its fixed default port would clash between the
+            // servers of tests running in parallel.
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--no-seed",
+                "--metrics-listen",
+                "off",
+            ])
+            .args(args)
             .env("DATABASE_URL", &db.url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,6 +76,7 @@ impl ServerProcess {
                 Channel::from_static("http://127.0.0.1:1").connect_lazy(),
                 &key,
             ),
+            addr: ([127, 0, 0, 1], port).into(),
             log,
         };
         let url = format!("http://127.0.0.1:{port}");
@@ -89,12 +106,13 @@ impl ServerProcess {
         }
     }
 
-    fn log(&self) -> String {
+    /// What the server wrote to stderr so far.
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, and reap.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
     }

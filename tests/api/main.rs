@@ -4,8 +4,10 @@
 
 mod cli;
 mod crash;
+mod faults;
 mod filters;
 mod helpers;
+mod hostile;
 mod indicators;
 mod observations;
 mod programs;
