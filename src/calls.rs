@@ -364,6 +364,71 @@ fn too_large_is_resource_exhausted(mut response: http::Response<Body>) -> http::
     response
 }
 
+/// A request tonic could not decode (invalid UTF-8 in a string, a truncated field, bytes
+/// that are no protobuf) comes back from tonic as INTERNAL, "failed to decode Protobuf
+/// message: Msg.field: Msg2.field2: why". It is the caller's input that is wrong, so the
+/// layer answers INVALID_ARGUMENT with a BadRequest naming the field path prost reports
+/// (`field.field2`), like every other refusal of bad input.
+fn undecodable_is_invalid_argument(response: http::Response<Body>) -> http::Response<Body> {
+    const PREFIX: &str = "failed to decode Protobuf message";
+    if code_of(response.headers()) != Some(Code::Internal) {
+        return response;
+    }
+    let Some(message) = response
+        .headers()
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(percent_decode)
+        .filter(|m| m.starts_with(PREFIX))
+    else {
+        return response;
+    };
+    // `Type.field` segments, innermost first (prost's order), joined outermost first.
+    let mut path: Vec<&str> = message
+        .split(": ")
+        .skip(1)
+        .filter_map(|segment| {
+            let (ty, field) = segment.split_once('.')?;
+            let ident = |s: &str| {
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            };
+            (ident(ty) && ident(field)).then_some(field)
+        })
+        .collect();
+    path.reverse();
+    let field = path.join(".");
+    let status = tonic::Status::from(Error::invalid(
+        field,
+        "UNDECODABLE_REQUEST",
+        format!("the request is not a valid protobuf message ({message})"),
+    ));
+    let mut refused = status.into_http();
+    if let Some(v) = response.headers().get("x-request-id") {
+        refused.headers_mut().insert("x-request-id", v.clone());
+    }
+    refused
+}
+
+/// Decodes the percent-encoding of a `grpc-message` header.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn with_request_id(mut response: http::Response<Body>, request_id: &str) -> http::Response<Body> {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", v);
@@ -514,7 +579,8 @@ where
                     return refuse(record, Error::DeadlineExceeded);
                 }
             };
-            let response = too_large_is_resource_exhausted(result?);
+            let response =
+                undecodable_is_invalid_argument(too_large_is_resource_exhausted(result?));
             if let Some(code) = code_of(response.headers()) {
                 // Trailers-only response: the status is in the headers.
                 record.code = Some(code);

@@ -2558,23 +2558,30 @@ fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
 /// proto" (not INVALID_ARGUMENT); nothing reaches a handler and nothing is written.
 #[tokio::test]
 async fn undecodable_requests_are_refused_before_any_handler_and_change_nothing() {
+    use tonic_types::StatusExt as _;
+    const ANY_FIELD: &str = "(any)";
     let (app, _api) = fixture().await;
     let program_msg = [field(2, b"\xff\xfe title"), field(5, b"CN-CQ")].concat();
-    let cases: Vec<(&str, &'static str, Vec<u8>)> = vec![
+    // (what, method, bytes, the field named in the BadRequest: prost's path to the bad
+    // field, without the message types; empty when no field can be named).
+    let cases: Vec<(&str, &'static str, Vec<u8>, &str)> = vec![
         (
             "GetProgram name of invalid UTF-8",
             "/tradewatch.v1.ProgramService/GetProgram",
             field(1, b"programs/\xc3\x28"),
+            "name",
         ),
         (
             "CreateProgram title of invalid UTF-8",
             "/tradewatch.v1.ProgramService/CreateProgram",
             [field(1, &program_msg), field(2, b"fresh")].concat(),
+            "program.title",
         ),
         (
             "CreateProgram id of a lone surrogate (CESU-8)",
             "/tradewatch.v1.ProgramService/CreateProgram",
             [field(1, &field(2, b"Title")), field(2, b"\xed\xa0\x80")].concat(),
+            "program_id",
         ),
         (
             "BatchCreateObservations value of invalid UTF-8",
@@ -2587,27 +2594,31 @@ async fn undecodable_requests_are_refused_before_any_handler_and_change_nothing(
                 ]
                 .concat(),
             ),
+            "observations.value",
         ),
         (
             "QuerySeries of garbage",
             "/tradewatch.v1.ReportingService/QuerySeries",
             vec![0xff; 32],
+            ANY_FIELD,
         ),
         (
             "ListAuditEvents of a truncated field",
             "/tradewatch.v1.AdminService/ListAuditEvents",
             vec![0x0a, 100, b'a', b'b'],
+            ANY_FIELD,
         ),
         (
             "CreateIndicator of an unterminated varint",
             "/tradewatch.v1.IndicatorService/CreateIndicator",
             vec![0x08, 0xff, 0xff, 0xff],
+            ANY_FIELD,
         ),
     ];
     let channel = app.channel().await;
     let before = counts(&app.pool).await;
     let mut departures = Vec::new();
-    for (what, path, bytes) in cases {
+    for (what, path, bytes, field) in cases {
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.unwrap();
         let answer = grpc
@@ -2618,8 +2629,22 @@ async fn undecodable_requests_are_refused_before_any_handler_and_change_nothing(
             )
             .await;
         match answer {
-            Err(s) if s.code() == Code::Internal => {
-                println!("{what}: {:?} {:?}", s.code(), s.message());
+            Err(s) if s.code() == Code::InvalidArgument => {
+                let details = s.get_error_details();
+                let named: Vec<&str> = details
+                    .bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .iter()
+                            .map(|v| v.field.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let reason = details.error_info().map(|i| i.reason.as_str());
+                if reason != Some("UNDECODABLE_REQUEST") || (field != ANY_FIELD && named != [field])
+                {
+                    departures.push(format!("{what}: {reason:?} {named:?} {:?}", s.message()));
+                }
             }
             other => departures.push(format!("{what}: {other:?}")),
         }
