@@ -19,7 +19,8 @@
 # 4. scrapes /metrics, then runs the client for SOAK_DURATION s at SOAK_CONCURRENCY
 #    workers over SOAK_CONNECTIONS HTTP/2 connections (mix: see examples/soak.rs), while
 #    sampling the server's VmRSS and VmHWM (/proc/PID/status) every SOAK_INTERVAL s
-#    into rss.csv (the server process only; PostgreSQL runs in processes of its own);
+#    into rss.csv (the server process only; PostgreSQL runs in processes of its own),
+#    with the calls in flight and the database pool's connections in use (/metrics);
 # 5. scrapes /metrics again and checks, failing the run on any miss:
 #    - the client counted no failed call (it exits non-zero otherwise);
 #    - server side, tradewatch_grpc_calls_total has no code other than OK, and its
@@ -217,10 +218,18 @@ echo "server VmRSS after setup: $((RSS_BEFORE_KB / 1024)) MiB"
 say "Soak: $DURATION s, $CONCURRENCY workers over $CONNECTIONS connections, seed $SEED; VmRSS every $INTERVAL s; warm-up $WARMUP s"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 T0=$(date +%s.%N)
-echo "elapsed_s,vmrss_kib,vmhwm_kib,threads" >"$RSS_CSV"
+echo "elapsed_s,vmrss_kib,vmhwm_kib,threads,calls_in_flight,pool_in_use,pool_saturated" >"$RSS_CSV"
+# One row of rss.csv: memory from /proc, and from /metrics the calls in flight and the
+# database pool (connections in use; 1 when every one is, so further calls wait).
 sample() {
-    awk -v t="$1" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } /^Threads:/ { n = $2 }
-        END { if (r != "") printf "%d,%d,%d,%d\n", t, r, h, n }' "/proc/$SERVER_PID/status"
+    local m
+    m=$(curl -fsS --max-time 5 "$METRICS" 2>/dev/null | awk '
+        /^tradewatch_grpc_calls_in_flight\{/ { f += $NF }
+        /^tradewatch_db_pool_connections\{state="in_use"\}/ { u = $NF }
+        /^tradewatch_db_pool_saturated / { s = $NF }
+        END { printf "%d,%d,%d", f, u, s }') || m=",,"
+    awk -v t="$1" -v m="$m" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } /^Threads:/ { n = $2 }
+        END { if (r != "") printf "%d,%d,%d,%d,%s\n", t, r, h, n, m }' "/proc/$SERVER_PID/status"
 }
 (
     k=0
@@ -317,7 +326,7 @@ CALLS_AFTER_WARMUP=$(awk -v c="${C_CALLS:-0}" -v d="$DURATION" -v w="$W_T" 'BEGI
 python3 - "$RSS_CSV" "$W_T" "$RSS_LIMIT_MB" "$CALLS_AFTER_WARMUP" <<'PYTHON' | tee "$OUT/rss-summary.txt"
 import sys
 path, warm_t, limit_mb, calls_after = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-rows = [tuple(int(x) for x in l.split(",")) for l in open(path).read().split()[1:]]
+rows = [tuple(int(x) for x in l.split(",")[:4]) for l in open(path).read().split()[1:]]
 mib = lambda kb: kb / 1024
 w = next(r for r in rows if r[0] >= warm_t)
 end = rows[-1]
@@ -341,6 +350,12 @@ if calls_after > 0:
     print(f"  about {calls_after} calls after the warm-up: a per-call leak above "
           f"{limit_mb * 1024 * 1024 / calls_after:.0f} bytes would exceed the limit; this run grew {bound:.1f} bytes per call")
 PYTHON
+# Calls in flight and the database pool, from the same samples (during the load).
+awk -F, -v end="$T_END" 'NR > 1 && $1 < end && $5 != "" {
+        n++; f += $5; u += $6; s += $7; if ($5 > fm) fm = $5
+    }
+    END { if (n) printf "  during the load (%d samples): calls in flight %.1f on average (max %d); database pool: %.1f of its connections in use on average, all in use (saturated) in %d of %d samples\n", n, f / n, fm, u / n, s, n }' "$RSS_CSV" |
+    tee -a "$OUT/rss-summary.txt"
 GROWTH_KB=$((E_KB - W_KB))
 if ((GROWTH_KB <= RSS_LIMIT_MB * 1024)); then
     pass "VmRSS growth after warm-up $((GROWTH_KB / 1024)) MiB ($GROWTH_KB KiB) <= $RSS_LIMIT_MB MiB"
