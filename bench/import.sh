@@ -8,7 +8,9 @@
 #
 # 1. builds target/release/tradewatch;
 # 2. starts it on a fresh temporary data dir (its own private PostgreSQL, unix socket
-#    only, durable settings: fsync and synchronous_commit on), without the seed;
+#    only, durable settings: fsync and synchronous_commit on), without the seed, with
+#    metrics on a free port, and takes the admin key it prints at first start
+#    (TRADEWATCH_KEY=tw_...), which the indicator creation and every import send;
 # 3. creates 10,000 SYNTHETIC monthly indicators (synthetic-00001 ... synthetic-10000)
 #    through IndicatorService/CreateIndicator, from a Python client generated from the
 #    protos (as scripts/sdk_python_check.py does);
@@ -26,7 +28,9 @@
 # 6. prints a table of the rounds and their medians, and where the time went: CPU seconds
 #    of the CLI, the server and PostgreSQL (all processes of its private cluster) for each
 #    load, and server-side SQL time by statement (from PostgreSQL's statement log:
-#    log_min_duration_statement = 0 during the rounds, in the throwaway cluster only).
+#    log_min_duration_statement = 0 during the rounds, in the throwaway cluster only);
+# 7. checks that no call failed on the server side: no `call finished` log line and no
+#    tradewatch_grpc_calls_total count (/metrics) with a code other than OK.
 #
 # A CHECKPOINT precedes every timed load so that none pays for the previous one's dirty
 # pages. Between the import and the re-import, `VACUUM ANALYZE observation_versions`
@@ -57,7 +61,8 @@ BIN=$REPO/target/release/tradewatch
 ROWS=$((INDICATORS * MONTHS))
 
 # The server must start its own private PostgreSQL, with info logs (the import log line).
-unset DATABASE_URL TRADEWATCH_DATA_DIR TRADEWATCH_LISTEN TRADEWATCH_SERVER
+unset DATABASE_URL TRADEWATCH_DATA_DIR TRADEWATCH_LISTEN TRADEWATCH_SERVER TRADEWATCH_KEY \
+    TRADEWATCH_METRICS_LISTEN TRADEWATCH_ANONYMOUS_READ
 export TRADEWATCH_LOG=info TRADEWATCH_LOG_FORMAT=text
 
 say() { printf '\n== %s\n' "$*"; }
@@ -92,6 +97,7 @@ if [[ ! -x /usr/bin/time ]]; then
         { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y time >/dev/null; }
 fi
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing and could not be installed"
+command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 echo "psql: $("$PSQL" --version), $(python3 --version), $(cargo --version)"
 
 # ---------------------------------------------------------------------------------------
@@ -164,8 +170,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say "Server: $BIN --data-dir $DATA --listen $ADDR --no-seed (TRADEWATCH_LOG=info)"
-"$BIN" --data-dir "$DATA" --listen "$ADDR" --no-seed >"$SERVER_LOG" 2>&1 &
+say "Server: $BIN --data-dir $DATA --listen $ADDR --no-seed --metrics-listen 127.0.0.1:0 (TRADEWATCH_LOG=info)"
+"$BIN" --data-dir "$DATA" --listen "$ADDR" --no-seed --metrics-listen 127.0.0.1:0 >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 1200); do
     grep -q "serving gRPC" "$SERVER_LOG" && break
@@ -179,7 +185,12 @@ SOCK=$(sed -e 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep -o 'socket=[^ ]*' | hea
 [[ -n $SOCK && -S $SOCK/.s.PGSQL.5432 ]] || SOCK=$DATA/run
 [[ -S $SOCK/.s.PGSQL.5432 ]] || die "no PostgreSQL socket in $SOCK"
 PG_LOG=$DATA/postgres.log
-echo "server pid $SERVER_PID; PostgreSQL socket $SOCK; PostgreSQL log $PG_LOG"
+# The metrics port and the admin key, as the server printed them.
+METRICS=$(grep -oE 'serving Prometheus metrics on http://[0-9.:]+/metrics' "$SERVER_LOG" | head -n 1 | sed -E 's/.* on //' || true)
+[[ -n $METRICS ]] || die "cannot read the metrics address from the server log"
+KEY=$(grep -oE 'TRADEWATCH_KEY=tw_[A-Za-z0-9_-]+' "$SERVER_LOG" | head -n 1 | cut -d= -f2 || true)
+[[ -n $KEY ]] || die "no admin key (TRADEWATCH_KEY=...) in the server log"
+echo "server pid $SERVER_PID; PostgreSQL socket $SOCK; PostgreSQL log $PG_LOG; metrics $METRICS; admin key ${KEY:0:16}... (from the log)"
 
 psql_q() { PGOPTIONS="-c client_min_messages=warning" "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p 5432 -U tradewatch -d tradewatch "$@"; }
 psql_val() { psql_q -tA -c "$1"; }
@@ -224,6 +235,8 @@ def indicators(addr, n, inflight=64):
 
     channel = grpc.insecure_channel(addr)
     grpc.channel_ready_future(channel).result(timeout=30)
+    # Writes need an API key (bench/import.sh passes the admin key).
+    auth = [("authorization", f"Bearer {os.environ['TRADEWATCH_KEY']}")]
     stub = svc_grpc.IndicatorServiceStub(channel)
     slots = threading.BoundedSemaphore(inflight)
     lock = threading.Lock()
@@ -262,7 +275,7 @@ def indicators(addr, n, inflight=64):
                 source_agency="SYNTHETIC (bench/import.sh)",
             ),
         )
-        stub.CreateIndicator.future(request, timeout=120).add_done_callback(done)
+        stub.CreateIndicator.future(request, timeout=120, metadata=auth).add_done_callback(done)
     for _ in range(inflight):
         slots.acquire()
     secs = time.monotonic() - started
@@ -308,7 +321,7 @@ if __name__ == "__main__":
 PYTHON
 
 say "Creating $INDICATORS SYNTHETIC monthly indicators (CreateIndicator, 64 calls in flight)"
-PYTHONPATH=$PY python3 "$PY/bench_helper.py" indicators "$ADDR" "$INDICATORS"
+TRADEWATCH_KEY=$KEY PYTHONPATH=$PY python3 "$PY/bench_helper.py" indicators "$ADDR" "$INDICATORS"
 n=$(psql_val "SELECT count(*) FROM indicators WHERE indicator_id LIKE 'synthetic-%'")
 [[ $n == "$INDICATORS" ]] || die "expected $INDICATORS synthetic indicators, found $n"
 
@@ -381,7 +394,7 @@ import_cli() {
     [[ -n $BATCH ]] && args=(--batch "$BATCH")
     c0=$(cpu_now)
     t0=$(now)
-    if ! /usr/bin/time -f '%e %M %U %S' -o "$tfile" "$BIN" import --server "http://$ADDR" "${args[@]}" \
+    if ! TRADEWATCH_KEY=$KEY /usr/bin/time -f '%e %M %U %S' -o "$tfile" "$BIN" import --server "http://$ADDR" "${args[@]}" \
         "$CSV" 2>"$out"; then
         cat "$out" >&2
         die "$label: tradewatch import failed"
@@ -503,6 +516,25 @@ done
 
 psql_q -c "ALTER SYSTEM RESET log_min_duration_statement" -c "ALTER SYSTEM RESET log_temp_files" \
     -c "ALTER SYSTEM RESET log_checkpoints" -c "SELECT pg_reload_conf()" >/dev/null
+
+# Server-side failures: the call layer logs every call once ("call finished ...
+# code=\"CODE\"") and counts it in tradewatch_grpc_calls_total{code}.
+say "Server-side call outcomes"
+curl -fsS --max-time 10 "$METRICS" >"$WORK/metrics.txt" || die "cannot scrape $METRICS"
+CALLS_BY_CODE=$(awk '/^tradewatch_grpc_calls_total\{/ {
+        match($0, /method="[^"]*"/); m = substr($0, RSTART + 8, RLENGTH - 9)
+        match($0, /code="[^"]*"/); c = substr($0, RSTART + 6, RLENGTH - 7)
+        n[m " " c] += $NF
+    }
+    END { for (k in n) printf "%s %d\n", k, n[k] }' "$WORK/metrics.txt" | sort)
+echo "/metrics, tradewatch_grpc_calls_total by method and code:"
+sed 's/^/  /' <<<"$CALLS_BY_CODE"
+NOT_OK_METRICS=$(awk '$2 != "OK" { s += $3 } END { print s + 0 }' <<<"$CALLS_BY_CODE")
+LOG_CALLS=$(grep -c 'call finished' "$SERVER_LOG" || true)
+NOT_OK_LOG=$(grep 'call finished' "$SERVER_LOG" | grep -vc 'code="OK"' || true)
+echo "server log: $LOG_CALLS 'call finished' lines, $NOT_OK_LOG with a code other than OK"
+((NOT_OK_METRICS == 0 && NOT_OK_LOG == 0)) ||
+    die "server-side failures: $NOT_OK_METRICS in /metrics, $NOT_OK_LOG in the log"
 
 # ---------------------------------------------------------------------------------------
 # Report

@@ -10,9 +10,11 @@
 #
 # 1. builds target/release/tradewatch;
 # 2. starts it on a fresh temporary data dir (its own private PostgreSQL on a unix socket,
-#    durable settings), without the seed, logging one line per call (tower-http
-#    on_response; it has `status=N` when the gRPC status came in the headers, i.e. on
-#    errors) and, at debug, tower-http's on_failure line for every non-OK status;
+#    durable settings), without the seed, with metrics on a free port, logging one
+#    `call finished` line per call (method, code="CODE", latency_ms, ...), and takes the
+#    admin key it prints at first start (TRADEWATCH_KEY=tw_...): the setup's writes and
+#    CLI imports send it, and so does h2load (`authorization: Bearer KEY`) unless
+#    BENCH_ANONYMOUS=1 (the embedded default serves reads without a key);
 # 3. creates BENCH_INDICATORS SYNTHETIC monthly indicators (synthetic-00001 ...) through
 #    IndicatorService/CreateIndicator from a Python client generated from the protos;
 # 4. loads BENCH_INDICATORS x BENCH_MONTHS SYNTHETIC observations (default 50,000 x 200 =
@@ -40,7 +42,9 @@
 #    as many requests (-n) as the warm-up's rate gives in BENCH_DURATION s, measured
 #    with --log-file (p50/p90/p99 from the per-request times; a -n run ends with every
 #    request answered, where a timed one resets the streams in flight when it stops);
-#    errors counted from the server's log (gRPC errors travel in HTTP 200 responses);
+#    errors counted from the server's `call finished` lines, by code (gRPC errors
+#    travel in HTTP 200 responses); the check before the rounds also reads them from
+#    /metrics (tradewatch_grpc_calls_total);
 #    then `pgbench -S -c 16 -j 2 -T BENCH_PGBENCH_SECONDS` on a pgbench database
 #    (`pgbench -i -s BENCH_PGBENCH_SCALE`, untimed) of the same cluster;
 #    this is pass "as-built";
@@ -61,7 +65,7 @@
 # Environment:
 #   BENCH_ROUNDS            rounds (default 3)
 #   BENCH_INDICATORS        synthetic indicators (default 50000; at least 30)
-#   BENCH_MONTHS            months per indicator from 2005-M01 (default 200; 144..1200)
+#   BENCH_MONTHS            months per indicator from 2005-M01 (default 200; 192..1200)
 #   BENCH_FILE_ROWS         rows per imported CSV file (default 2000000)
 #   BENCH_DURATION          about how many seconds each measured h2load run lasts (default 15)
 #   BENCH_WARMUP            warm-up seconds before each h2load run (default 3)
@@ -70,6 +74,9 @@
 #   BENCH_ADDR              gRPC address to serve on (default 127.0.0.1:50172; must be free)
 #   BENCH_POOL_SIZE         server --pool-size (default: the server's default, 10)
 #   BENCH_NODELAY_PASS      1: also run the "nodelay" pass (needs cc); default 0
+#   BENCH_ANONYMOUS         1: h2load sends no API key (anonymous reads); default 0
+#   BENCH_BIN               server binary to measure (default target/release/tradewatch;
+#                           with it, nothing is built)
 #   BENCH_REPORT            report file (default target/bench-reports/reports-UTCTIME.md)
 #   BENCH_SKIP_BUILD        1: use the existing target/release/tradewatch as it is
 #   BENCH_KEEP              1: keep the temporary directory (data, logs, CSV) for inspection
@@ -92,7 +99,8 @@ PGB_SCALE=${BENCH_PGBENCH_SCALE:-10}
 ADDR=${BENCH_ADDR:-127.0.0.1:50172}
 POOL_SIZE=${BENCH_POOL_SIZE:-}
 NODELAY_PASS=${BENCH_NODELAY_PASS:-0}
-BIN=$REPO/target/release/tradewatch
+ANONYMOUS=${BENCH_ANONYMOUS:-0}
+BIN=${BENCH_BIN:-$REPO/target/release/tradewatch}
 ROWS=$((INDICATORS * MONTHS))
 CLIENTS=4
 STREAMS=4
@@ -104,8 +112,9 @@ REPORT=${BENCH_REPORT:-$REPO/target/bench-reports/reports-$STARTED_UTC.md}
 HELPER=$REPO/bench/reports_setup.py
 
 # The server must start its own private PostgreSQL; info logs give one line per call.
-unset DATABASE_URL TRADEWATCH_DATA_DIR TRADEWATCH_LISTEN TRADEWATCH_SERVER TRADEWATCH_POOL_SIZE
-export TRADEWATCH_LOG="info,tower_http::trace::on_failure=debug" TRADEWATCH_LOG_FORMAT=text
+unset DATABASE_URL TRADEWATCH_DATA_DIR TRADEWATCH_LISTEN TRADEWATCH_SERVER TRADEWATCH_POOL_SIZE \
+    TRADEWATCH_KEY TRADEWATCH_METRICS_LISTEN TRADEWATCH_ANONYMOUS_READ
+export TRADEWATCH_LOG=info TRADEWATCH_LOG_FORMAT=text
 
 say() { printf '\n== %s\n' "$*"; }
 die() {
@@ -119,11 +128,13 @@ is_int() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for v in ROUNDS INDICATORS MONTHS FILE_ROWS DURATION WARMUP PGB_SECONDS PGB_SCALE; do
     is_int "${!v}" || die "$v must be a positive integer (got ${!v})"
 done
-((MONTHS >= 144 && MONTHS <= 1200)) || die "BENCH_MONTHS must be 144..1200 (QuerySeries reads 2010-2020)"
+((MONTHS >= 192 && MONTHS <= 1200)) || die "BENCH_MONTHS must be 192..1200 (QuerySeries reads 2010-M01..2020-M12)"
 ((INDICATORS >= 30 && INDICATORS <= 99999)) || die "BENCH_INDICATORS must be 30..99999"
 ((FILE_ROWS >= MONTHS)) || die "BENCH_FILE_ROWS must be at least BENCH_MONTHS"
 [[ -z $POOL_SIZE ]] || is_int "$POOL_SIZE" || die "BENCH_POOL_SIZE must be a positive integer"
 [[ $NODELAY_PASS == 0 || $NODELAY_PASS == 1 ]] || die "BENCH_NODELAY_PASS must be 0 or 1"
+[[ $ANONYMOUS == 0 || $ANONYMOUS == 1 ]] || die "BENCH_ANONYMOUS must be 0 or 1"
+command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 
 # Waits while another benchmark runs on this machine.
 wait_for_import_bench() {
@@ -184,7 +195,10 @@ wait_for_import_bench
 # Build
 # ---------------------------------------------------------------------------------------
 
-if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+if [[ -n ${BENCH_BIN:-} ]]; then
+    say "Build skipped (BENCH_BIN=$BIN)"
+    [[ -x $BIN ]] || die "$BIN does not exist"
+elif [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
     say "Build skipped (BENCH_SKIP_BUILD=1)"
     [[ -x $BIN ]] || die "$BIN does not exist"
 else
@@ -252,7 +266,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-server_args=(--data-dir "$DATA" --listen "$ADDR" --no-seed)
+server_args=(--data-dir "$DATA" --listen "$ADDR" --no-seed --metrics-listen 127.0.0.1:0)
 [[ -n $POOL_SIZE ]] && server_args+=(--pool-size "$POOL_SIZE")
 # start_server LOG [PRELOAD]: starts the server logging to LOG (with LD_PRELOAD=PRELOAD).
 start_server() {
@@ -275,8 +289,17 @@ start_server() {
     SOCK=$(sed -e 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep -o 'socket=[^ ]*' | head -n 1 | cut -d= -f2 || true)
     [[ -n $SOCK && -S $SOCK/.s.PGSQL.5432 ]] || SOCK=$DATA/run
     [[ -S $SOCK/.s.PGSQL.5432 ]] || die "no PostgreSQL socket in $SOCK"
-    echo "server pid $SERVER_PID; PostgreSQL socket $SOCK"
+    # The metrics port (a free one, --metrics-listen 127.0.0.1:0), as the server logged it.
+    METRICS=$(grep -oE 'serving Prometheus metrics on http://[0-9.:]+/metrics' "$SERVER_LOG" | head -n 1 | sed -E 's/.* on //')
+    [[ -n $METRICS ]] || die "cannot read the metrics address from the server log"
+    # The admin key is printed at the first start only (the nodelay pass reuses the data).
+    local key
+    key=$(grep -oE 'TRADEWATCH_KEY=tw_[A-Za-z0-9_-]+' "$SERVER_LOG" | head -n 1 | cut -d= -f2 || true)
+    [[ -n $key ]] && KEY=$key
+    [[ -n $KEY ]] || die "no admin key (TRADEWATCH_KEY=...) in the server log"
+    echo "server pid $SERVER_PID; PostgreSQL socket $SOCK; metrics $METRICS; admin key ${KEY:0:16}... (from the log)"
 }
+KEY=""
 start_server "$WORK/server.log"
 
 psql_db() {
@@ -325,7 +348,8 @@ PY=$WORK/py
 mkdir -p "$PY" "$BODIES"
 python3 -m grpc_tools.protoc -I"$REPO/proto" --python_out="$PY" --grpc_python_out="$PY" \
     "$REPO"/proto/tradewatch/v1/*.proto
-helper() { PYTHONPATH=$PY python3 "$HELPER" "$@"; }
+# The helper's calls carry the admin key (writes need one).
+helper() { TRADEWATCH_KEY=$KEY PYTHONPATH=$PY python3 "$HELPER" "$@"; }
 
 say "Creating $INDICATORS SYNTHETIC monthly indicators (CreateIndicator, 64 calls in flight)"
 helper indicators "$ADDR" "$INDICATORS"
@@ -344,7 +368,7 @@ while ((first <= INDICATORS)); do
     rows=$(helper csv "$csv" "$first" "$last" "$MONTHS")
     t1=$(now)
     out=$WORK/import-$first.log
-    if ! "$BIN" import --server "http://$ADDR" "$csv" >"$out" 2>&1; then
+    if ! TRADEWATCH_KEY=$KEY "$BIN" import --server "http://$ADDR" "$csv" >"$out" 2>&1; then
         cat "$out" >&2
         die "tradewatch import of $csv failed"
     fi
@@ -385,7 +409,7 @@ if [[ -n $GRPCURL ]]; then
     echo "  | ... ($(grep -c '"period"' "$WORK/grpcurl.json") points)"
 fi
 echo "the server's per-call log lines look like this:"
-sed -e 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep 'finished processing request' | tail -n 3 | sed 's/^/  | /' || true
+sed -e 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep 'call finished' | tail -n 3 | sed 's/^/  | /' || true
 
 say "pgbench database (pgbench -i -s $PGB_SCALE, untimed)"
 psql_q -c "DROP DATABASE IF EXISTS pgbench_ceiling" -c "CREATE DATABASE pgbench_ceiling"
@@ -400,15 +424,17 @@ say "EXPLAIN (ANALYZE, BUFFERS) on $ROWS rows"
 SERIES_KEY=$(psql_val "SELECT indicator_key FROM indicators WHERE indicator_id = '$SERIES_INDICATOR'")
 CARD_KEYS=$(psql_val "SELECT '{' || string_agg(indicator_key::text, ',' ORDER BY indicator_key) || '}' FROM indicators WHERE indicator_id IN (SELECT DISTINCT indicator_id FROM initiative_indicators WHERE program_id = '$PROGRAM' UNION SELECT indicator_id FROM targets WHERE program_id = '$PROGRAM')")
 INDICATOR_COLUMNS="indicator_id::text AS indicator_id, title, description, unit, unit_multiplier, frequency, flow, service_category, region::text AS region, dimensions, aggregation, year_to_date, direction, source_agency, create_time, update_time, version"
-# The SQL of Snapshot::points (src/store/reports.rs) and of indicators::get, verbatim.
-POINTS_SQL="SELECT indicator_key, period::text AS period, value::text AS value FROM observation_versions WHERE indicator_key = ANY(\$1) AND NOT deleted AND CASE WHEN \$2::timestamptz IS NULL THEN known_until IS NULL ELSE known_from <= \$2 AND (known_until IS NULL OR known_until > \$2) END AND (\$3::text IS NULL OR period >= \$3) AND (\$4::text IS NULL OR period <= \$4) ORDER BY indicator_key, period"
+# The SQL of Snapshot::points without as_of (src/store/reports.rs; since 74f9893 a
+# statement of its own, with the period bounds defaulting to '0000' and '9999~') and of
+# indicators::get, verbatim.
+POINTS_SQL="SELECT indicator_key, period::text AS period, value::text AS value FROM observation_versions WHERE indicator_key = ANY(\$1) AND known_until IS NULL AND NOT deleted AND period BETWEEN \$2 AND \$3 ORDER BY indicator_key, period"
 GET_SQL="SELECT $INDICATOR_COLUMNS FROM indicators WHERE indicator_id = \$1"
-SERIES_ARGS="'{$SERIES_KEY}', NULL, '2010-M01', '2020-M12'"
-CARD_ARGS="'$CARD_KEYS', NULL, NULL, NULL"
+SERIES_ARGS="'{$SERIES_KEY}', '2010-M01', '2020-M12'"
+CARD_ARGS="'$CARD_KEYS', '0000', '9999~'"
 {
     echo "-- $SIZES"
     echo "-- PostgreSQL $PG_VERSION: $PG_SETTINGS"
-    echo "PREPARE points(int4[], timestamptz, text, text) AS $POINTS_SQL;"
+    echo "PREPARE points(int4[], text, text) AS $POINTS_SQL;"
     echo "PREPARE get_indicator(text) AS $GET_SQL;"
     for i in 1 2 3 4 5; do
         echo "EXECUTE points($SERIES_ARGS) \\g /dev/null"
@@ -452,22 +478,32 @@ h2load_args() {
     local path=$1 body=$2
     shift 2
     H2LOAD=(h2load -c "$CLIENTS" -m "$STREAMS" -t 1
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$body" "$@" "http://$ADDR$path")
+        -H 'content-type: application/grpc' -H 'te: trailers' "${AUTH_HEADER[@]}" -d "$body" "$@" "http://$ADDR$path")
 }
+# h2load sends the admin key unless BENCH_ANONYMOUS=1.
+AUTH_HEADER=()
+[[ $ANONYMOUS == 1 ]] || AUTH_HEADER=(-H "authorization: Bearer $KEY")
+scrape() { curl -fsS --max-time 10 "$METRICS" >"$1" || die "cannot scrape $METRICS"; }
 
 # The error count works: 4 calls that fail with NOT_FOUND come back as HTTP 200 to h2load
-# and are counted as errors from the server's log.
+# and are counted as errors from the server's log and from /metrics.
 check_error_count() {
     local path=/tradewatch.v1.IndicatorService/GetIndicator from to out=$WORK/h2load-errcheck.txt
     from=$(log_size)
-    h2load -n 4 -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+    scrape "$WORK/metrics-errcheck-before.txt"
+    h2load -n 4 -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' "${AUTH_HEADER[@]}" \
         -d "$BODIES/get_indicator_missing.bin" "http://$ADDR$path" >"$out" 2>&1 || { cat "$out" >&2; die "h2load failed"; }
     sleep 0.5
     to=$(log_size)
-    local calls ok errors codes
+    scrape "$WORK/metrics-errcheck-after.txt"
+    local calls ok errors codes m0 m1
     read -r calls ok errors codes < <(helper serverlog "$SERVER_LOG" "$from" "$to" "$path")
-    echo "error-count check: 4 GetIndicator calls for a missing indicator: h2load says '$(grep -E '^status codes:' "$out")'; server log: $calls calls, $errors errors (codes $codes)"
+    # NOT_FOUND calls of GetIndicator in /metrics, before and after.
+    m0=$(helper metrics "$WORK/metrics-errcheck-before.txt" "$path" | grep -oE 'NOT_FOUND:[0-9]+' | cut -d: -f2 || true)
+    m1=$(helper metrics "$WORK/metrics-errcheck-after.txt" "$path" | grep -oE 'NOT_FOUND:[0-9]+' | cut -d: -f2 || true)
+    echo "error-count check: 4 GetIndicator calls for a missing indicator: h2load says '$(grep -E '^status codes:' "$out")'; server log: $calls calls, $errors errors (codes $codes); /metrics: NOT_FOUND ${m0:-0} -> ${m1:-0}"
     [[ $calls == 4 && $errors == 4 ]] || die "the server-side error count does not work (expected 4 calls, 4 errors)"
+    (( ${m1:-0} - ${m0:-0} == 4 )) || die "/metrics did not count the 4 NOT_FOUND calls"
 }
 
 printf 'pass\tround\tmethod\trps\tp50_ms\tp90_ms\tp99_ms\tmean_ms\tmax_ms\trequests\th2load_non200\th2load_failed\tserver_calls\tserver_ok\tserver_errors\tcodes\tcpu_server_s\tcpu_pg_s\tcpu_client_s\tload1\n' >"$RESULTS"
@@ -543,7 +579,7 @@ run_rounds() {
     done
 }
 
-echo "h2load command: h2load -c $CLIENTS -m $STREAMS -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d BODY -n N --log-file LOG http://$ADDR/PATH, N = the warm-up's rate x $DURATION s (after a $WARMUP s warm-up, h2load ... -D $WARMUP)"
+echo "h2load command: h2load -c $CLIENTS -m $STREAMS -t 1 -H 'content-type: application/grpc' -H 'te: trailers'$([[ $ANONYMOUS == 1 ]] || echo " -H 'authorization: Bearer KEY'") -d BODY -n N --log-file LOG http://$ADDR/PATH, N = the warm-up's rate x $DURATION s (after a $WARMUP s warm-up, h2load ... -D $WARMUP)"
 run_rounds as-built
 
 # The same binary again, with TCP_NODELAY on its accepted sockets (see
@@ -568,11 +604,11 @@ mkdir -p "$(dirname "$REPORT")"
 {
     echo "# Reporting benchmark (SYNTHETIC data), $STARTED_UTC"
     echo
-    echo "- command: \`bash bench/reports.sh\` (BENCH_ROUNDS=$ROUNDS BENCH_INDICATORS=$INDICATORS BENCH_MONTHS=$MONTHS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_PGBENCH_SECONDS=$PGB_SECONDS BENCH_PGBENCH_SCALE=$PGB_SCALE BENCH_NODELAY_PASS=$NODELAY_PASS${POOL_SIZE:+ BENCH_POOL_SIZE=$POOL_SIZE})"
+    echo "- command: \`bash bench/reports.sh\` (BENCH_ROUNDS=$ROUNDS BENCH_INDICATORS=$INDICATORS BENCH_MONTHS=$MONTHS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_PGBENCH_SECONDS=$PGB_SECONDS BENCH_PGBENCH_SCALE=$PGB_SCALE BENCH_NODELAY_PASS=$NODELAY_PASS BENCH_ANONYMOUS=$ANONYMOUS${POOL_SIZE:+ BENCH_POOL_SIZE=$POOL_SIZE}${BENCH_BIN:+ BENCH_BIN=$BENCH_BIN})"
     echo "- machine: $MACHINE"
     echo "- PostgreSQL settings: $PG_SETTINGS"
     echo "- data: $SIZES; loaded through \`tradewatch import\` in $LOAD_S s"
-    echo "- h2load: \`h2load -c $CLIENTS -m $STREAMS -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d BODY -n N --log-file LOG http://$ADDR/PATH\`, N = the rate of a $WARMUP s warm-up (\`-D $WARMUP\`) x $DURATION s, rounded to a multiple of $CONCURRENCY"
+    echo "- h2load: \`h2load -c $CLIENTS -m $STREAMS -t 1 -H 'content-type: application/grpc' -H 'te: trailers'$([[ $ANONYMOUS == 1 ]] || echo " -H 'authorization: Bearer KEY'") -d BODY -n N --log-file LOG http://$ADDR/PATH\`, N = the rate of a $WARMUP s warm-up (\`-D $WARMUP\`) x $DURATION s, rounded to a multiple of $CONCURRENCY"
     echo "- passes: as-built$([[ $NODELAY_PASS == 1 ]] && echo '; nodelay (same binary and data, server restarted with LD_PRELOAD=bench/nodelay_preload.c: TCP_NODELAY on accepted sockets)')"
     echo "- pgbench: \`pgbench -S -n -c $CONCURRENCY -j 2 -T $PGB_SECONDS\` on \`pgbench -i -s $PGB_SCALE\`, same cluster, unix socket"
     echo

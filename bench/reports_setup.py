@@ -4,7 +4,8 @@ indicators `synthetic-NNNNN` titled "SYNTHETIC ...", values from a formula, a pr
 `synthetic-programme` titled "SYNTHETIC ...". None of it is real statistics.
 
 Needs the Python stubs generated from proto/tradewatch/v1 on PYTHONPATH (bench/reports.sh
-generates them with grpc_tools.protoc, as scripts/sdk_python_check.py does).
+generates them with grpc_tools.protoc, as scripts/sdk_python_check.py does). Calls carry
+`authorization: Bearer $TRADEWATCH_KEY` when that variable is set.
 
 Subcommands (all called by bench/reports.sh):
   indicators ADDR N                 create synthetic-00001 .. synthetic-N (monthly, USD)
@@ -15,6 +16,7 @@ Subcommands (all called by bench/reports.sh):
   verify ADDR DIR                   sends each body file's exact bytes, checks the answers
   latency LOG                       p50/p90/p99/mean/max (ms) from an h2load --log-file
   serverlog LOG FROM TO PATH        the server's per-call lines for PATH in bytes FROM..TO
+  metrics SCRAPE PATH               calls of PATH by code in a scrape of /metrics
   summary RESULTS.tsv PGBENCH.tsv   medians of the rounds and the goals
 """
 import math
@@ -67,11 +69,44 @@ def annual_sum(i, year):
 
 
 def channel(addr):
+    """A channel to ADDR that sends `authorization: Bearer $TRADEWATCH_KEY` on every
+    call when that variable is set (bench/reports.sh sets it to the admin key the server
+    prints at first start; writes need a key)."""
     import grpc
 
     ch = grpc.insecure_channel(addr)
     grpc.channel_ready_future(ch).result(timeout=30)
+    key = os.environ.get("TRADEWATCH_KEY", "").strip()
+    if key:
+        ch = grpc.intercept_channel(ch, _auth_interceptor(key))
     return ch
+
+
+def _auth_interceptor(key):
+    """A client interceptor adding the API key to the metadata of unary and
+    client-streaming calls."""
+    import collections
+
+    import grpc
+
+    class Details(collections.namedtuple(
+            "Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                        "compression")), grpc.ClientCallDetails):
+        pass
+
+    class Auth(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+        def _with_key(self, d):
+            metadata = list(d.metadata or ()) + [("authorization", f"Bearer {key}")]
+            return Details(d.method, d.timeout, metadata, d.credentials,
+                           getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(self._with_key(details), request)
+
+        def intercept_stream_unary(self, continuation, details, request_iterator):
+            return continuation(self._with_key(details), request_iterator)
+
+    return Auth()
 
 
 # ---------------------------------------------------------------------------------------
@@ -379,39 +414,48 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def serverlog(log, start, end, path):
     """Counts the server's per-call lines for `path` in bytes [start, end) of its log.
 
-    tower-http's on_response line ("finished processing request") carries `status=N`
-    (the gRPC code) only when the status came in the response headers: a trailers-only
-    response, i.e. an error (or an OK without a body). A normal OK answer has its status
-    in the trailers, and its line has no `status=`. A non-OK status in the trailers is
-    reported by the on_failure line ("response failed", enabled at debug), which is
-    also written for errors in the headers. So the errors are the on_failure lines (and
-    at least the `status=N` lines with N != 0).
-    Prints "calls ok errors codes", codes like ok:1234,5:2 (ok: no error reported)."""
+    The call layer logs every call once, when it ends, as a line containing
+    `call finished` with `method=PATH` and `code="CODE"` (the gRPC status code name,
+    whether the status travelled in the headers or in the trailers; a call that the
+    client cut is logged as CANCELLED). Errors are the lines whose code is not OK.
+    Prints "calls ok errors codes", codes like OK:1234,NOT_FOUND:2."""
     with open(log, "rb") as f:
         f.seek(start)
         text = f.read(end - start).decode("utf-8", "replace")
-    uri = re.compile(r"uri=\S*" + re.escape(path) + r"[ }]")
-    calls = failures = nonzero = 0
+    method = re.compile(r"\bmethod=" + re.escape(path) + r"(\s|$)")
+    code_re = re.compile(r'\bcode="?([A-Z_]+)"?')
+    calls = ok = 0
     codes = {}
     for line in text.splitlines():
         line = ANSI.sub("", line)
-        if not uri.search(line):
+        if "call finished" not in line or not method.search(line):
             continue
-        if "finished processing request" in line:
-            calls += 1
-            m = re.search(r"status=(-?\d+)", line)
-            if m and int(m.group(1)) != 0:
-                nonzero += 1
-                codes[m.group(1)] = codes.get(m.group(1), 0) + 1
-        elif "response failed" in line:
-            failures += 1
-    errors = max(failures, nonzero)
-    ok = calls - errors
-    if ok:
-        codes = {"ok": ok, **codes}
-    if failures > nonzero:
-        codes["trailers"] = failures - nonzero
-    print(f"{calls} {ok} {errors} " + (",".join(f"{k}:{v}" for k, v in codes.items()) or "-"))
+        m = code_re.search(line)
+        code = m.group(1) if m else "?"
+        calls += 1
+        ok += code == "OK"
+        codes[code] = codes.get(code, 0) + 1
+    errors = calls - ok
+    print(f"{calls} {ok} {errors} " + (",".join(f"{k}:{v}" for k, v in sorted(codes.items())) or "-"))
+
+
+def metrics(path, method):
+    """Finished calls of one method (`Service/Method`) by code in a scrape of /metrics
+    (tradewatch_grpc_calls_total). Prints "calls ok errors codes"."""
+    service, name = method.strip("/").split("/")
+    pattern = re.compile(r"^tradewatch_grpc_calls_total\{([^}]*)\}\s+(\d+)")
+    codes = {}
+    with open(path) as f:
+        for line in f:
+            m = pattern.match(line)
+            if not m:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            if labels.get("service") == service and labels.get("method") == name:
+                codes[labels.get("code", "?")] = codes.get(labels.get("code", "?"), 0) + int(m.group(2))
+    calls = sum(codes.values())
+    ok = codes.get("OK", 0)
+    print(f"{calls} {ok} {calls - ok} " + (",".join(f"{k}:{v}" for k, v in sorted(codes.items())) or "-"))
 
 
 def summary(results, pgbench):
@@ -500,6 +544,8 @@ def main():
         latency(args[0])
     elif cmd == "serverlog":
         serverlog(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == "metrics":
+        metrics(args[0], args[1])
     elif cmd == "summary":
         summary(args[0], args[1])
     else:
