@@ -533,7 +533,9 @@ impl ObservationService for ObservationApi {
         let observations = if validate_only {
             Vec::new()
         } else {
-            let current = store::current(&self.ctx.pool, &keys).await?;
+            // As the write left them (as of its commit), not as later writers may have
+            // changed them since: the same answer for the call and for its retries.
+            let current = store::current(&self.ctx.pool, &keys, merged.commit_time).await?;
             keys.iter()
                 .filter_map(|k| current.get(k).map(version_to_proto))
                 .collect()

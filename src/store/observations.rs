@@ -719,10 +719,12 @@ pub async fn revisions(
     rows.iter().map(version_from_row).collect()
 }
 
-/// The current versions of `names` (that exist), for a batch response.
+/// The versions of `keys` (that exist) current at `as_of`, or now when `None`, for a
+/// batch response.
 pub async fn current(
     pool: &PgPool,
     keys: &[(i32, String)],
+    as_of: Option<DateTime<Utc>>,
 ) -> Result<HashMap<(i32, String), Version>> {
     let ks: Vec<i32> = keys.iter().map(|k| k.0).collect();
     let ps: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
@@ -731,17 +733,23 @@ pub async fn current(
         version_columns!(),
         " FROM unnest($1::integer[], $2::text[]) AS k(indicator_key, period) \
           JOIN observation_versions v ON v.indicator_key = k.indicator_key AND v.period = k.period \
-           AND v.known_until IS NULL \
+           AND CASE WHEN $3::timestamptz IS NULL THEN v.known_until IS NULL \
+                    ELSE v.known_from <= $3 AND (v.known_until IS NULL OR v.known_until > $3) END \
           JOIN indicators i ON i.indicator_key = v.indicator_key"
     ))
     .bind(&ks)
     .bind(&ps)
+    .bind(as_of)
     .fetch_all(pool)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let key: i32 = r.try_get("indicator_key")?;
-        let v = version_from_row(&r)?;
+        let mut v = version_from_row(&r)?;
+        // As it was at `as_of`: not yet superseded.
+        if as_of.is_some() && v.known_until > as_of {
+            v.known_until = None;
+        }
         out.insert((key, v.name.period.to_string()), v);
     }
     Ok(out)

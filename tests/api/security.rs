@@ -596,6 +596,13 @@ async fn a_retried_batch_or_import_returns_its_original_counts_and_writes_nothin
     assert_eq!((first.inserted, first.unchanged), (2, 0));
     let versions = "SELECT count(*) FROM observation_versions";
     let commits = "SELECT count(*) FROM observation_commits";
+    // Another writer revises 2019 before the retry arrives.
+    app.write(vec![obs(
+        "indicators/ind/observations/2019",
+        "20.7",
+        pb::observation::Status::Unspecified,
+    )])
+    .await;
     let (v, c) = (
         count(&app.pool, versions).await,
         count(&app.pool, commits).await,
@@ -607,7 +614,9 @@ async fn a_retried_batch_or_import_returns_its_original_counts_and_writes_nothin
         .into_inner();
     // The original counts (2 inserted), not those of a second write (2 unchanged).
     assert_eq!((retry.inserted, retry.unchanged), (2, 0));
+    // The observations as the first call wrote them (20.6), not as they are now (20.7).
     assert_eq!(retry.observations, first.observations);
+    assert_eq!(retry.observations[0].value, "20.6");
     assert_eq!(count(&app.pool, versions).await, v);
     assert_eq!(count(&app.pool, commits).await, c);
     let mut changed = rows.clone();
