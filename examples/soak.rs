@@ -21,14 +21,17 @@
 //!   GetTarget, ListObservations, QuerySeries, GetTargetProgress, GetProgramScorecard,
 //!   ListPrograms with a filter; BatchCreateObservations of 3–5 observations with new
 //!   values (real revisions), half of them with a `request_id` and then sent again with
-//!   the same id, whose answer must equal the first (AIP-155 replay); UpdateTarget of a
+//!   the same id, whose counts must equal the first answer's (AIP-155 replay); UpdateTarget of a
 //!   title; CreateIndicator + DeleteIndicator (with its etag) of a worker-unique id; and
 //!   now and then an ImportObservations stream of one indicator's 240 months in 3
 //!   messages, about a fifth of them changed.
 //! - Every call carries a deadline (`--timeout`, default 30 s). A worker starts no new
 //!   iteration after `--duration`, and finishes the one it is in, so no call is cut.
 //! - A failure is any status other than OK (transport errors included, under the code
-//!   tonic gives them), or a replay that differs from the original answer.
+//!   tonic gives them), an answer that does not list the observations sent, or a replay
+//!   whose counts differ from the original answer's. An answer or a replay that lists a
+//!   later version of an observation (another worker's, committed since) is reported
+//!   under "seen, not counted as failures".
 //!
 //! The last line of output is machine-readable:
 //! `summary: calls=N failures=N seconds=S calls_per_s=R p50_ms=… p90_ms=… p99_ms=… max_ms=…`.
