@@ -83,6 +83,9 @@ pub async fn context(pool: PgPool) -> Result<Context> {
     Ok(Context {
         feed: crate::feed::ChangeFeed::start(pool.clone()),
         metrics: Metrics::new(Some(pool.clone())),
+        writers: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            (pool.options().get_max_connections() as usize / 2).max(1),
+        )),
         pool,
         page_tokens: PageTokens::new(key),
     })

@@ -29,6 +29,21 @@ pub struct Context {
     pub feed: crate::feed::ChangeFeed,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Observation writes in progress at once (half the pool). Writes take turns on one
+    /// database lock to commit; those waiting for a turn wait here, without holding a
+    /// connection, so reads always find one.
+    pub writers: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Context {
+    /// Waits for a turn to write observations (see [`Context::writers`]).
+    pub(crate) async fn writer_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.writers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::from(Error::Unavailable))
+    }
 }
 
 /// Who is calling: set by the server's call layer on every request it lets through.

@@ -513,6 +513,7 @@ impl ObservationService for ObservationApi {
                     Plan::Apply(c) => Some(c),
                     _ => None,
                 };
+                let _turn = self.ctx.writer_turn().await?;
                 let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
                 staging.append(rows).await?;
                 check_duplicates(&mut staging, "observations").await?;
@@ -582,6 +583,7 @@ impl ObservationService for ObservationApi {
             let merged = replay_after_race(&self.ctx, METHOD, Some(id), fp).await?;
             return Ok(Response::new(import_response(&merged, false)));
         }
+        let _turn = self.ctx.writer_turn().await?;
         let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
         let mut resolver = Resolver::new();
         let mut errors = Vec::new();
@@ -819,6 +821,7 @@ impl ObservationService for ObservationApi {
             .await?
             .remove(name.indicator.as_str())
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let _turn = self.ctx.writer_turn().await?;
         let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
         staging
             .append(vec![StagedRow {
