@@ -507,10 +507,7 @@ where
             };
             let until = deadline.map(|d| tokio::time::Instant::now() + d);
             // Who is calling, and may they?
-            let mut caller = Caller {
-                request_id: request_id.clone(),
-                ..Caller::default()
-            };
+            let mut caller = Caller::default();
             if let Some(required) = required {
                 match req.headers().get(http::header::AUTHORIZATION) {
                     None if shared.settings.anonymous_read && required == Role::Viewer => {}
@@ -541,7 +538,6 @@ where
                                 );
                             }
                             caller.key_id = Some(id);
-                            caller.role = Some(role);
                         }
                         Err(e) => return refuse(record, e),
                     },

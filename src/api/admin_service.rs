@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{optional_time, timestamp};
 use super::{Caller, Context, finish, required_message};
 use crate::domain::Violations;
-use crate::domain::access::{KEY_ID_LEN, Role};
+use crate::domain::access::{self, Role};
 use crate::domain::text;
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -50,12 +50,9 @@ fn key_to_proto(k: &keys::ApiKey) -> pb::ApiKey {
 
 /// Parses `apiKeys/{key}`.
 fn key_name(v: &mut Violations, field: &str, name: &str) -> Option<String> {
-    let id = name.strip_prefix("apiKeys/").filter(|id| {
-        id.len() == KEY_ID_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    });
+    let id = name
+        .strip_prefix("apiKeys/")
+        .filter(|id| access::valid_key_id(id));
     if id.is_none() {
         v.push(
             field,

@@ -105,11 +105,6 @@ pub(crate) async fn plan(
     }
 }
 
-/// True when `status` says a concurrent call holds the same request id.
-pub(crate) fn is_replayed(status: &Status) -> bool {
-    status.code() == tonic::Code::Aborted && status.message() == Error::RequestReplayed.to_string()
-}
-
 /// Runs a create whose response is stored after its commit: applies it under its claim,
 /// or replays the stored response (`reread` gives the response when the server stopped
 /// between the commit and storing it).
@@ -123,22 +118,21 @@ pub(crate) async fn create<T, A, R>(
 ) -> Result<T, Status>
 where
     T: prost::Message + Default,
-    A: Future<Output = Result<T, Status>>,
-    R: Future<Output = Result<T, Status>>,
+    A: Future<Output = Result<T, Error>>,
+    R: Future<Output = Result<T, Error>>,
 {
     let id = parse_request_id("request_id", request_id)?;
     let fp = fingerprint(method, &[request]);
     let replay = |stored: Option<Vec<u8>>| async move {
         match stored {
-            Some(bytes) => T::decode(bytes.as_slice()).map_err(|e| {
-                Status::from(Error::internal(anyhow::anyhow!("stored response: {e}")))
-            }),
+            Some(bytes) => T::decode(bytes.as_slice())
+                .map_err(|e| Error::internal(anyhow::anyhow!("stored response: {e}"))),
             None => reread().await,
         }
     };
     match plan(pool, "request_id", method, id, fp.clone()).await? {
-        Plan::Plain => apply().await,
-        Plan::Replay(stored) => replay(stored).await,
+        Plan::Plain => Ok(apply().await?),
+        Plan::Replay(stored) => Ok(replay(stored).await?),
         Plan::Apply(claim) => {
             let request_id = claim.request_id;
             match crate::store::call::with_claim(claim, apply()).await {
@@ -152,13 +146,14 @@ where
                     }
                     Ok(response)
                 }
-                Err(status) if is_replayed(&status) => {
+                // A concurrent call with the same request id committed first.
+                Err(Error::RequestReplayed) => {
                     match plan(pool, "request_id", method, id, fp).await? {
-                        Plan::Replay(stored) => replay(stored).await,
-                        _ => Err(status),
+                        Plan::Replay(stored) => Ok(replay(stored).await?),
+                        _ => Err(Error::RequestReplayed.into()),
                     }
                 }
-                Err(status) => Err(status),
+                Err(e) => Err(e.into()),
             }
         }
     }

@@ -51,10 +51,6 @@ impl Context {
 pub struct Caller {
     /// Key id, when the call carries a valid key.
     pub key_id: Option<String>,
-    /// The key's role.
-    pub role: Option<crate::domain::access::Role>,
-    /// The call's request id (`x-request-id`).
-    pub request_id: String,
 }
 
 impl Caller {

@@ -68,6 +68,14 @@ pub fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// True when `id` has the shape of a key id: [`KEY_ID_LEN`] characters of `[a-z0-9]`.
+pub fn valid_key_id(id: &str) -> bool {
+    id.len() == KEY_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 /// True when `secret` has the shape of a tradewatch key (checked before any lookup).
 pub fn well_formed(secret: &str) -> bool {
     let Some(rest) = secret.strip_prefix("tw_") else {
@@ -76,10 +84,7 @@ pub fn well_formed(secret: &str) -> bool {
     let Some((id, random)) = rest.split_once('_') else {
         return false;
     };
-    id.len() == KEY_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    valid_key_id(id)
         && random.len() == 43
         && random
             .bytes()

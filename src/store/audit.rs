@@ -1,10 +1,9 @@
-//! The audit log: read here; written by triggers (resources) and by [`record`]
-//! (observation writes, one event per call).
+//! The audit log: read here; written by triggers (resources) and by the observation
+//! merge (one event per indicator per write, with counts).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-use super::call;
 use crate::error::Result;
 
 /// One audit event.
@@ -41,46 +40,6 @@ pub struct Query {
     pub start: Option<DateTime<Utc>>,
     /// Exclusive upper bound.
     pub end: Option<DateTime<Utc>>,
-}
-
-/// Writes one event in the caller's transaction, as the current call.
-pub async fn record(
-    conn: &mut PgConnection,
-    resource: &str,
-    action: &str,
-    after: serde_json::Value,
-) -> Result<()> {
-    let call = call::current().unwrap_or_default();
-    record_as(conn, &call, resource, action, after).await
-}
-
-/// Writes one event in the caller's transaction, as `call` (for work done in a task
-/// of its own, which does not see the call's context).
-pub async fn record_as(
-    conn: &mut PgConnection,
-    call: &call::CallContext,
-    resource: &str,
-    action: &str,
-    after: serde_json::Value,
-) -> Result<()> {
-    let method = if call.method.is_empty() {
-        "tradewatch"
-    } else {
-        &call.method
-    };
-    sqlx::query(
-        "INSERT INTO audit_events (actor, method, resource, action, request_id, after) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(call.actor.as_deref())
-    .bind(method)
-    .bind(resource)
-    .bind(action)
-    .bind(&call.request_id)
-    .bind(after)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Lists events newest first, before event `before` (exclusive) when given.
