@@ -10,7 +10,10 @@
 //! 4. the handler runs inside a tracing span carrying the request id, with the caller in
 //!    the request's extensions and the store's call context, under a deadline: the
 //!    client's `grpc-timeout`, and for unary methods also the server's default;
-//!    when it passes, the handler is dropped and the call ends DEADLINE_EXCEEDED;
+//!    when it passes, the handler is dropped and the call ends DEADLINE_EXCEEDED (a
+//!    write's handler first gets a moment to give its own answer: a write checks its
+//!    deadline in the database before it commits, so a committed write answers its
+//!    result, and DEADLINE_EXCEEDED means it rolled back);
 //! 5. when the response ends (the last message of a stream), one log line and the
 //!    metrics record the method, status code, latency, peer and request id.
 
@@ -45,6 +48,9 @@ const STREAMING: [&str; 3] = [
     "/tradewatch.v1.ObservationService/ExportObservations",
     "/tradewatch.v1.ObservationService/WatchObservations",
 ];
+
+/// How long after its deadline a write's handler may still answer (see the call).
+const WRITE_GRACE: Duration = Duration::from_millis(250);
 
 /// Methods that may stay open indefinitely; not counted against the concurrency limit.
 const LONG_LIVED: [&str; 1] = ["/tradewatch.v1.ObservationService/WatchObservations"];
@@ -569,8 +575,19 @@ where
             };
             req.extensions_mut().insert(caller);
             let handler = store::call::scope(ctx, inner.call(req));
-            let result = match within(until, handler).await {
+            // A write that reaches its deadline in the database rolls back and answers
+            // DEADLINE_EXCEEDED itself; one that committed answers its result. Either
+            // answer comes moments after the deadline, so a write gets WRITE_GRACE more
+            // to give it (bounded by tonic, which ends the call at the client's own
+            // deadline, a little after this one).
+            let writes = required.is_some_and(|r| r > Role::Viewer);
+            tokio::pin!(handler);
+            let result = match within(until, &mut handler).await {
                 Ok(r) => r,
+                Err(_) if writes => match tokio::time::timeout(WRITE_GRACE, &mut handler).await {
+                    Ok(r) => r,
+                    Err(_) => return refuse(record, Error::DeadlineExceeded),
+                },
                 Err(_) => {
                     return refuse(record, Error::DeadlineExceeded);
                 }

@@ -471,6 +471,17 @@ fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// A TCP port on 127.0.0.1 that is free now (the kernel's pick; the cluster binds it a
+/// moment later).
+fn free_tcp_port() -> Result<u16, EmbeddedError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io_err(
+            "could not find a free TCP port for the test cluster",
+        ))
+}
+
 /// Socket directory and port of a running server, from lines 5 and 4 of `postmaster.pid`, once
 /// its status line says `ready` (waits up to 60 s).
 async fn running_server_socket(data_dir: &Path) -> Result<(PathBuf, u16), EmbeddedError> {
@@ -671,6 +682,9 @@ impl EmbeddedPostgres {
             pg.socket_dir = socket_dir;
             pg.port = port;
         } else {
+            if kind == Kind::Temporary {
+                pg.port = free_tcp_port()?;
+            }
             ensure_private_dir(&pg.socket_dir, run_as).await?;
             pg.write_settings(kind).await?;
             pg.pg_ctl_start(&user_hint).await?;
@@ -701,9 +715,16 @@ impl EmbeddedPostgres {
     /// Writes `PGDATA/tradewatch.conf` and makes sure `postgresql.conf` includes it.
     async fn write_settings(&self, kind: Kind) -> Result<(), EmbeddedError> {
         let socket_dir = path_str(&self.socket_dir)?.replace('\'', "''");
+        // A throwaway test cluster also listens on 127.0.0.1 (on a port picked free),
+        // for the tests of the production set-up: DATABASE_URL over TCP.
+        let listen = if kind == Kind::Temporary {
+            "127.0.0.1"
+        } else {
+            ""
+        };
         let mut settings = format!(
             "# Written by tradewatch on every start of this cluster: edits here are lost.\n\
-             listen_addresses = ''\n\
+             listen_addresses = '{listen}'\n\
              unix_socket_directories = '{socket_dir}'\n\
              port = {}\n",
             self.port
@@ -875,6 +896,18 @@ impl EmbeddedPostgres {
             percent_encode(self.socket_dir.as_os_str().as_bytes()),
             self.port
         )
+    }
+
+    /// For a temporary (test) cluster, which also listens on 127.0.0.1: a URL for
+    /// `database` over TCP, `postgres://tradewatch@127.0.0.1:<port>/<database>`.
+    pub fn tcp_url(&self, database: &str) -> Option<String> {
+        self.watchdog.is_some().then(|| {
+            format!(
+                "postgres://{SUPERUSER}@127.0.0.1:{}/{}",
+                self.port,
+                percent_encode(database.as_bytes())
+            )
+        })
     }
 
     /// Stops the server (`pg_ctl stop -m fast`, waiting up to 60 s for it to exit).

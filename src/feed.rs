@@ -1,24 +1,49 @@
-//! The change feed's wake-up signal: one PostgreSQL `LISTEN` per server process
-//! (not one per watcher, which would take a pooled connection each), fanned out to
-//! every `WatchObservations` stream through a `tokio::sync::watch` channel carrying the
-//! latest commit number. Notifications only wake watchers up — they then read the
-//! changes from the table — so a lost notification (say, while the listener
-//! reconnects after a database restart) costs latency, not data: a poll every few
-//! seconds catches up.
+//! The stable horizon and the change feed's wake-ups, one task per server process.
+//!
+//! The horizon ([`store::observations::stable_horizon`]) is the instant before which no
+//! write in flight can still add a version. `as_of` reads of instants after it wait for
+//! it ([`ChangeFeed::settle`]); WatchObservations streams deliver versions up to it. The
+//! task recomputes it when this process commits a write, when another replica says it
+//! did (a PostgreSQL NOTIFY, sent by the replica after its commit and outside the
+//! writing transaction, at most once per tick), every few milliseconds while a write
+//! holds it back, and every second otherwise. It publishes the horizon and the latest
+//! version at or before it through a `tokio::sync::watch` channel, which wakes the
+//! streams only when that latest version moves. A lost notification (say, while the
+//! listener reconnects after a database restart) costs latency, not data.
+//!
+//! Writes used to NOTIFY inside their own transaction; PostgreSQL serialises the
+//! commits of every transaction that notifies on one database-wide lock, which is
+//! exactly the global lock the write path does without.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::store::observations::{CHANNEL, latest_commit};
+use crate::error::{Error, Result};
+use crate::store::observations::{CHANNEL, latest_known_from, stable_horizon};
 
-/// How often the latest commit is polled in case a notification was missed.
-const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Recomputation interval while a write in flight holds the horizon back.
+const HELD_BACK_POLL: Duration = Duration::from_millis(10);
+/// Recomputation interval otherwise (also the latency of a lost notification).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Shortest interval between two recomputations, however many commits wake the task.
+const MIN_TICK: Duration = Duration::from_millis(5);
 
-/// Aborts the listener task when the last handle goes.
+/// What the task publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedState {
+    /// The stable horizon.
+    pub horizon: DateTime<Utc>,
+    /// The latest `known_from` at or before it.
+    pub latest: Option<DateTime<Utc>>,
+}
+
+/// Aborts the task when the last handle goes.
 #[derive(Debug)]
 struct TaskGuard(tokio::task::AbortHandle);
 
@@ -28,76 +53,188 @@ impl Drop for TaskGuard {
     }
 }
 
-/// A handle on the latest observation commit number.
+#[derive(Debug)]
+struct Shared {
+    pool: PgPool,
+    /// The latest horizon known to this process, in microseconds since the epoch (it
+    /// only ever grows).
+    stable_us: AtomicI64,
+    /// Wakes the task.
+    wake: Notify,
+    /// A commit of this process has not been announced to the other replicas yet.
+    announce: AtomicBool,
+}
+
+impl Shared {
+    fn remember(&self, h: DateTime<Utc>) {
+        self.stable_us
+            .fetch_max(h.timestamp_micros(), Ordering::AcqRel);
+    }
+
+    fn cached(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.stable_us.load(Ordering::Acquire))
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// The horizon now (one query), remembered.
+    async fn query(&self) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let (h, now) = stable_horizon(&self.pool).await?;
+        self.remember(h);
+        Ok((h, now))
+    }
+}
+
+/// A handle on the horizon and the change feed's wake-ups.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
-    rx: watch::Receiver<i64>,
+    rx: watch::Receiver<FeedState>,
+    shared: Arc<Shared>,
     _task: Arc<TaskGuard>,
 }
 
 impl ChangeFeed {
-    /// Starts listening.
+    /// Starts the task.
     pub fn start(pool: PgPool) -> Self {
-        let (tx, rx) = watch::channel(0i64);
-        let task = tokio::spawn(run(pool, tx));
+        let (tx, rx) = watch::channel(FeedState {
+            horizon: DateTime::UNIX_EPOCH,
+            latest: None,
+        });
+        let shared = Arc::new(Shared {
+            pool,
+            stable_us: AtomicI64::new(0),
+            wake: Notify::new(),
+            announce: AtomicBool::new(false),
+        });
+        let task = tokio::spawn(run(shared.clone(), tx));
         Self {
             rx,
+            shared,
             _task: Arc::new(TaskGuard(task.abort_handle())),
         }
     }
 
-    /// A receiver that wakes up on every new commit.
-    pub fn subscribe(&self) -> watch::Receiver<i64> {
+    /// A receiver that wakes up when versions at or before the horizon were added.
+    pub fn subscribe(&self) -> watch::Receiver<FeedState> {
         self.rx.clone()
+    }
+
+    /// Says that this process committed a write: the horizon is recomputed and the
+    /// other replicas are told.
+    pub fn committed(&self) {
+        self.shared.announce.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// The stable horizon now (one query).
+    pub async fn horizon(&self) -> Result<DateTime<Utc>> {
+        Ok(self.shared.query().await?.0)
+    }
+
+    /// A stable instant, without a query when one not older than `fresh` is known.
+    pub async fn recent_horizon(&self, fresh: Duration) -> Result<DateTime<Utc>> {
+        let cached = self.shared.cached();
+        let age = (Utc::now() - cached).to_std().unwrap_or_default();
+        if age <= fresh {
+            Ok(cached)
+        } else {
+            self.horizon().await
+        }
+    }
+
+    /// Waits until `t` is at or before the stable horizon, so that a read as of `t`
+    /// gives the same answer however often it is asked. Instants already known to be
+    /// stable cost nothing; a recent one waits for the writes in flight to end (a
+    /// batch's milliseconds, an import's merge). The call's deadline bounds the wait.
+    pub async fn settle(&self, t: DateTime<Utc>) -> Result<()> {
+        if t <= self.shared.cached() {
+            return Ok(());
+        }
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let (h, _) = self.shared.query().await?;
+            if t <= h {
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// The database clock, for checks of requested instants (one query).
+    pub async fn database_now(&self) -> Result<DateTime<Utc>> {
+        Ok(self.shared.query().await?.1)
     }
 }
 
-async fn run(pool: PgPool, tx: watch::Sender<i64>) {
-    let bump = |seq: i64| {
-        tx.send_if_modified(|cur| {
-            if seq > *cur {
-                *cur = seq;
-                true
-            } else {
-                false
-            }
-        });
-    };
+async fn run(shared: Arc<Shared>, tx: watch::Sender<FeedState>) {
+    let mut listener: Option<PgListener> = None;
+    let mut next = Duration::ZERO;
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(error = %e, "change feed: cannot connect; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+        if listener.is_none() {
+            listener = listen(&shared.pool).await;
+        }
+        let woken = async {
+            match listener.as_mut() {
+                Some(l) => match l.try_recv().await {
+                    Ok(Some(_)) => true,
+                    // The connection was lost: reconnect at the next tick.
+                    Ok(None) | Err(_) => false,
+                },
+                None => std::future::pending().await,
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::debug!(error = %e, "change feed: LISTEN failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            ok = woken => if !ok { listener = None; },
+            () = tokio::time::sleep(next) => {}
         }
-        // Catch up on anything committed while not listening.
-        if let Ok(seq) = latest_commit(&pool).await {
-            bump(seq);
-        }
-        loop {
-            tokio::select! {
-                n = listener.try_recv() => match n {
-                    Ok(Some(n)) => {
-                        if let Ok(seq) = n.payload().parse::<i64>() {
-                            bump(seq);
-                        }
-                    }
-                    // The connection was lost: reconnect, then catch up.
-                    Ok(None) | Err(_) => break,
-                },
-                () = tokio::time::sleep(POLL_INTERVAL) => {
-                    if let Ok(seq) = latest_commit(&pool).await {
-                        bump(seq);
-                    }
-                }
+        next = match tick(&shared, &tx).await {
+            Ok(true) => HELD_BACK_POLL,
+            Ok(false) => IDLE_POLL,
+            Err(e) => {
+                tracing::debug!(error = %e, "change feed: cannot compute the horizon; retrying");
+                IDLE_POLL
             }
+        };
+        tokio::time::sleep(MIN_TICK).await;
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut l = match PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "change feed: cannot listen; polling");
+            return None;
+        }
+    };
+    match l.listen(CHANNEL).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::debug!(error = %e, "change feed: LISTEN failed; polling");
+            None
         }
     }
+}
+
+/// Recomputes and publishes; true when a write in flight holds the horizon back.
+async fn tick(shared: &Shared, tx: &watch::Sender<FeedState>) -> Result<bool> {
+    if shared.announce.swap(false, Ordering::AcqRel)
+        && let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&shared.pool)
+            .await
+    {
+        shared.announce.store(true, Ordering::Release);
+        return Err(Error::from(e));
+    }
+    let (horizon, now) = shared.query().await?;
+    // After the horizon's query: every version at or before it is visible now.
+    let latest = latest_known_from(&shared.pool, horizon).await?;
+    tx.send_if_modified(|state| {
+        let moved = state.latest != latest;
+        *state = FeedState { horizon, latest };
+        moved
+    });
+    Ok(horizon < now - chrono::Duration::microseconds(1))
 }

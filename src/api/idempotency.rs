@@ -94,15 +94,21 @@ pub(crate) async fn plan(
             tracing::info!(%request_id, "retry of an applied request: replaying its response");
             Ok(Plan::Replay(stored.response))
         }
-        Some(_) => Err(Error::invalid(
-            field,
-            "REQUEST_ID_REUSED",
-            format!(
-                "{field} {request_id} was already used for a different request; \
-                 use a new request_id for a new request"
-            ),
-        )),
+        Some(_) => Err(reused(field, Some(request_id))),
     }
+}
+
+/// INVALID_ARGUMENT: `request_id` was used before for a different request.
+pub(crate) fn reused(field: &str, request_id: Option<uuid::Uuid>) -> Error {
+    let id = request_id.map(|r| r.to_string()).unwrap_or_default();
+    Error::invalid(
+        field,
+        "REQUEST_ID_REUSED",
+        format!(
+            "{field} {id} was already used for a different request; \
+             use a new request_id for a new request"
+        ),
+    )
 }
 
 /// Runs a create whose response is stored after its commit: applies it under its claim,

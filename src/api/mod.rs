@@ -29,11 +29,14 @@ pub struct Context {
     pub feed: crate::feed::ChangeFeed,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Observation writes in progress at once (half the pool). Writes take turns on one
-    /// database lock to commit; those waiting for a turn wait here, without holding a
-    /// connection, so reads always find one.
+    /// Observation writes in progress at once (half the pool): those waiting for a turn
+    /// wait here, without holding a connection, so reads always find one.
     pub writers: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// An `as_of` further than this ahead of the clock is refused: what will be known then
+/// cannot be answered now, and waiting for it would hold the call.
+pub const MAX_AS_OF_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Context {
     /// Waits for a turn to write observations (see [`Context::writers`]).
@@ -43,6 +46,40 @@ impl Context {
             .acquire_owned()
             .await
             .map_err(|_| Status::from(Error::Unavailable))
+    }
+
+    /// Makes a read as of `as_of` stable (the same answer however often it is asked):
+    /// waits until the instant is at or before the stable horizon (see
+    /// [`crate::feed::ChangeFeed::settle`]). An instant more than
+    /// [`MAX_AS_OF_AHEAD`] ahead of the database clock is INVALID_ARGUMENT.
+    pub(crate) async fn settle_as_of(
+        &self,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), Status> {
+        let Some(t) = as_of else { return Ok(()) };
+        let ahead = chrono::Duration::from_std(MAX_AS_OF_AHEAD).unwrap_or_default();
+        // The local clock first: only an instant that looks far ahead costs a query.
+        if t > chrono::Utc::now() + ahead && t > self.feed.database_now().await? + ahead {
+            return Err(Error::invalid(
+                "as_of",
+                "AS_OF_IN_FUTURE",
+                format!(
+                    "as_of {} is in the future; what will be known then cannot be answered yet",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            )
+            .into());
+        }
+        self.feed.settle(t).await.map_err(Status::from)
+    }
+
+    /// Opens a report's snapshot as of `as_of` (now when `None`), made stable first.
+    pub(crate) async fn snapshot(
+        &self,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<crate::store::reports::Snapshot, Status> {
+        self.settle_as_of(as_of).await?;
+        Ok(crate::store::reports::Snapshot::open(&self.pool, as_of).await?)
     }
 }
 

@@ -23,9 +23,10 @@ use crate::domain::{FieldViolation, Invalid, Period, Violations};
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::observation_service_server::ObservationService;
+use crate::store::call::Claim;
 use crate::store::observations::{
-    self as store, ChangeKind, ExportRow, FeedPosition, IndicatorRef, ListFilter, Merged,
-    StagedRow, StagingHandle, Version,
+    self as store, BatchOutcome, BatchRow, ChangeKind, ExportRow, FeedPosition, ImportOutcome,
+    IndicatorRef, ListFilter, Merged, Refusal, StagedRow, Version,
 };
 
 /// Most observations in one BatchCreateObservations call or one import message.
@@ -42,6 +43,8 @@ pub const EXPORT_CHUNK: usize = 5_000;
 pub const WATCH_BATCH: i64 = 1_000;
 /// Heartbeat interval of WatchObservations while nothing changes.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How old a known stable horizon may be to serve as a read of now's `read_time`.
+const HORIZON_FRESHNESS: Duration = Duration::from_millis(200);
 
 /// Serves observations.
 #[derive(Debug, Clone)]
@@ -248,7 +251,6 @@ impl Resolver {
                     status: input.status,
                     comment: input.comment,
                     source: input.source,
-                    deleted: false,
                 }),
             }
         }
@@ -278,11 +280,91 @@ fn refuse_rows(errors: Vec<FieldViolation>, total: i64) -> Status {
     status
 }
 
-async fn check_duplicates(staging: &mut StagingHandle, field: &str) -> Result<(), Status> {
-    let dups = staging.duplicates(MAX_REPORTED_ERRORS as i64).await?;
-    if dups.is_empty() {
-        return Ok(());
+/// Parses the rows of a batch (aligned with the request: `None` for a row with
+/// problems); problems are named `{field}[{index}].…`, with their row.
+fn parse_batch(
+    observations: &[pb::Observation],
+    field: &str,
+    errors: &mut Vec<(usize, FieldViolation)>,
+) -> Vec<Option<BatchRow>> {
+    let mut rows = Vec::with_capacity(observations.len());
+    for (index, o) in observations.iter().enumerate() {
+        let mut v = Violations::new();
+        let parsed = parse_observation(o, &mut v);
+        errors.extend(v.into_vec().into_iter().map(|f| {
+            (
+                index,
+                FieldViolation {
+                    field: format!("{field}[{index}].{}", f.field),
+                    ..f
+                },
+            )
+        }));
+        rows.push(parsed.map(|input| BatchRow {
+            name: input.name,
+            value: input.value,
+            status: input.status,
+            comment: input.comment,
+            source: input.source,
+            deleted: false,
+        }));
     }
+    rows
+}
+
+/// On the way to refusing a batch for its unparsable rows, the problems of the rows
+/// that did parse (unknown indicators, periods of another frequency) too, so that one
+/// answer names them all (the write itself finds those when every row parses).
+async fn resolution_problems(
+    ctx: &Context,
+    rows: &[Option<BatchRow>],
+    field: &str,
+    errors: &mut Vec<(usize, FieldViolation)>,
+) -> Result<(), Status> {
+    let ids: Vec<&str> = rows
+        .iter()
+        .flatten()
+        .map(|r| r.name.indicator.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found = store::lookup_indicators(&ctx.pool, &ids).await?;
+    for (index, row) in rows.iter().enumerate() {
+        let Some(row) = row else { continue };
+        let refusal = match found.get(row.name.indicator.as_str()) {
+            None => Refusal::UnknownIndicator(index as i64),
+            Some(ind) if ind.frequency != row.name.period.frequency() => Refusal::OtherFrequency {
+                index: index as i64,
+                frequency: ind.frequency,
+            },
+            Some(_) => continue,
+        };
+        if let Some(v) = refusal_violation(row, &refusal, field) {
+            errors.push((index, v));
+        }
+    }
+    errors.sort_by_key(|(i, _)| *i);
+    Ok(())
+}
+
+/// Rows that name the same observation as an earlier row: (row, earlier row).
+fn batch_duplicates(rows: &[BatchRow]) -> Vec<(i64, i64)> {
+    let mut first: HashMap<(&str, Period), i64> = HashMap::with_capacity(rows.len());
+    let mut dups = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let i = i as i64;
+        if let Some(f) = first.get(&(r.name.indicator.as_str(), r.name.period)) {
+            if dups.len() < MAX_REPORTED_ERRORS {
+                dups.push((i, *f));
+            }
+        } else {
+            first.insert((r.name.indicator.as_str(), r.name.period), i);
+        }
+    }
+    dups
+}
+
+fn refuse_duplicates(dups: Vec<(i64, i64)>, field: &str) -> Status {
     let errors = dups
         .into_iter()
         .map(|(idx, first)| {
@@ -293,21 +375,86 @@ async fn check_duplicates(staging: &mut StagingHandle, field: &str) -> Result<()
             )
         })
         .collect();
-    Err(Error::InvalidArgument(errors).into())
+    Error::InvalidArgument(errors).into()
+}
+
+/// The violations of a batch's refused rows.
+fn refusal_violations(rows: &[BatchRow], refused: &[Refusal], field: &str) -> Vec<FieldViolation> {
+    refused
+        .iter()
+        .filter_map(|r| {
+            let index = match r {
+                Refusal::UnknownIndicator(i)
+                | Refusal::OtherFrequency { index: i, .. }
+                | Refusal::NothingToDelete(i) => *i,
+            };
+            refusal_violation(rows.get(usize::try_from(index).ok()?)?, r, field)
+        })
+        .collect()
+}
+
+/// The violation of one refused row.
+fn refusal_violation(row: &BatchRow, refusal: &Refusal, field: &str) -> Option<FieldViolation> {
+    let (index, reason, what) = match refusal {
+        Refusal::UnknownIndicator(i) => (
+            *i,
+            "NOT_FOUND",
+            format!("indicators/{} does not exist", row.name.indicator),
+        ),
+        Refusal::OtherFrequency { index, frequency } => (
+            *index,
+            "PERIOD_FREQUENCY_MISMATCH",
+            format!(
+                "{} is {} but indicators/{} is {}",
+                row.name.period,
+                row.name.period.frequency().describe(),
+                row.name.indicator,
+                frequency.describe()
+            ),
+        ),
+        Refusal::NothingToDelete(i) => (*i, "NOT_FOUND", format!("{} does not exist", row.name)),
+    };
+    Some(FieldViolation::new(
+        format!("{field}[{index}].name"),
+        reason,
+        what,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
 // Cursors of the change feed
 
+/// The instant WatchObservations starts from with `from_beginning`: before every
+/// version (0001-01-01T00:00:00Z, the start of google.protobuf.Timestamp's range).
+fn beginning() -> chrono::DateTime<chrono::Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// A cursor as a client sends it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cursor {
+    /// The current form: a position in (known_from, indicator, period) order.
+    At(FeedPosition),
+    /// The form handed out before commits were ordered by instant (migration 0004):
+    /// after commit `seq`, and within it after (indicator key, period) when given. Every
+    /// version of one commit had the commit's instant, so it maps onto the current form.
+    Commit {
+        seq: i64,
+        within: Option<(i32, String)>,
+    },
+}
+
+/// `2.{microseconds}` or `2.{microseconds}.{indicator key}.{period}`, base64url.
 fn encode_cursor(p: &FeedPosition) -> String {
+    let us = p.known_from.timestamp_micros();
     let text = match &p.within {
-        Some((key, period)) => format!("1.{}.{}.{}", p.seq, key, period),
-        None => format!("1.{}", p.seq),
+        Some((key, period)) => format!("2.{us}.{key}.{period}"),
+        None => format!("2.{us}"),
     };
     URL_SAFE_NO_PAD.encode(text)
 }
 
-fn decode_cursor(s: &str) -> Result<FeedPosition, Invalid> {
+fn decode_cursor(s: &str) -> Result<Cursor, Invalid> {
     let bad = || {
         Invalid::new(
             "INVALID_CURSOR",
@@ -320,14 +467,8 @@ fn decode_cursor(s: &str) -> Result<FeedPosition, Invalid> {
     let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let mut parts = text.splitn(4, '.');
-    if parts.next() != Some("1") {
-        return Err(bad());
-    }
-    let seq: i64 = parts
-        .next()
-        .and_then(|p| p.parse().ok())
-        .filter(|s| *s >= 0)
-        .ok_or_else(bad)?;
+    let version = parts.next();
+    let number: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let within = match (parts.next(), parts.next()) {
         (None, None) => None,
         (Some(k), Some(p)) => {
@@ -337,7 +478,39 @@ fn decode_cursor(s: &str) -> Result<FeedPosition, Invalid> {
         }
         _ => return Err(bad()),
     };
-    Ok(FeedPosition { seq, within })
+    match version {
+        Some("2") => {
+            let known_from = DateTime::from_timestamp_micros(number)
+                .filter(|t| *t >= beginning())
+                .ok_or_else(bad)?;
+            Ok(Cursor::At(FeedPosition { known_from, within }))
+        }
+        Some("1") if number >= 0 => Ok(Cursor::Commit {
+            seq: number,
+            within,
+        }),
+        _ => Err(bad()),
+    }
+}
+
+/// The position of a cursor (a commit-number cursor is looked up).
+async fn resolve_cursor(ctx: &Context, cursor: Cursor) -> Result<FeedPosition, Status> {
+    match cursor {
+        Cursor::At(p) => Ok(p),
+        Cursor::Commit { seq: 0, .. } => Ok(FeedPosition {
+            known_from: beginning(),
+            within: None,
+        }),
+        Cursor::Commit { seq, within } => match store::commit_time_of(&ctx.pool, seq).await? {
+            Some(known_from) => Ok(FeedPosition { known_from, within }),
+            None => Err(Error::invalid(
+                "start_cursor",
+                "INVALID_CURSOR",
+                format!("the cursor names commit {seq}, which this database never had"),
+            )
+            .into()),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,9 +572,8 @@ fn render(rows: &[ExportRow], sdmx: bool, out: &mut String) {
 }
 
 /// Counts the rows of a committed write in the metrics.
-fn count_rows(ctx: &Context, merged: &Merged) {
+fn count_rows(ctx: &Context, c: &store::MergeCounts) {
     use crate::metrics::RowLabels;
-    let c = &merged.counts;
     for (outcome, n) in [
         ("inserted", c.inserted),
         ("revised", c.revised),
@@ -451,6 +623,20 @@ async fn replay_after_race(
     }
 }
 
+/// What a replayed batch answers: its observations as the original write left them
+/// (as of its commit; now when it changed nothing).
+async fn replayed_versions(
+    ctx: &Context,
+    names: &[ObservationName],
+    merged: &Merged,
+) -> Result<Vec<Version>, Status> {
+    let current = store::current(&ctx.pool, names, merged.commit_time).await?;
+    Ok(names
+        .iter()
+        .filter_map(|n| current.get(n).cloned())
+        .collect())
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -483,69 +669,76 @@ impl ObservationService for ObservationApi {
             .into());
         }
         let mut errors = Vec::new();
-        let rows = Resolver::new()
-            .chunk(&self.ctx, &observations, 0, "observations", &mut errors)
-            .await?;
+        let parsed = parse_batch(&observations, "observations", &mut errors);
         if !errors.is_empty() {
-            return Err(refuse_rows(errors, observations.len() as i64));
+            resolution_problems(&self.ctx, &parsed, "observations", &mut errors).await?;
+            return Err(refuse_rows(
+                errors.into_iter().map(|(_, v)| v).collect(),
+                observations.len() as i64,
+            ));
         }
-        let keys: Vec<(i32, String)> = rows
-            .iter()
-            .map(|r| (r.indicator_key, r.period.to_string()))
-            .collect();
+        let rows: Vec<BatchRow> = parsed.into_iter().flatten().collect();
+        let dups = batch_duplicates(&rows);
+        if !dups.is_empty() {
+            return Err(refuse_duplicates(dups, "observations"));
+        }
         let fingerprint = idempotency::fingerprint(METHOD, &[&encoded]);
-        let plan = if validate_only {
-            Plan::Plain
-        } else {
-            idempotency::plan(
-                &self.ctx.pool,
-                "request_id",
-                METHOD,
+        let claim = request_id
+            .filter(|_| !validate_only)
+            .map(|request_id| Claim {
                 request_id,
-                fingerprint.clone(),
-            )
-            .await?
+                method: METHOD.to_owned(),
+                fingerprint: fingerprint.clone(),
+            });
+        let names: Vec<ObservationName> = rows.iter().map(|r| r.name.clone()).collect();
+        let outcome = {
+            let _turn = self.ctx.writer_turn().await?;
+            store::write_batch(&self.ctx.pool, rows.clone(), validate_only, claim).await
         };
-        let merged = match plan {
-            Plan::Replay(stored) => replayed(stored)?,
-            Plan::Plain | Plan::Apply(_) => {
-                let claim = match plan {
-                    Plan::Apply(c) => Some(c),
-                    _ => None,
-                };
-                let _turn = self.ctx.writer_turn().await?;
-                let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
-                staging.append(rows).await?;
-                check_duplicates(&mut staging, "observations").await?;
-                match staging
-                    .merge("BatchCreateObservations", validate_only, claim)
-                    .await
-                {
-                    Err(Error::RequestReplayed) => {
-                        replay_after_race(&self.ctx, METHOD, request_id, fingerprint).await?
+        let (counts, versions) = match outcome {
+            Ok(BatchOutcome::Written {
+                counts,
+                commit_time,
+                versions,
+            }) => {
+                if !validate_only {
+                    count_rows(&self.ctx, &counts);
+                    if commit_time.is_some() {
+                        self.ctx.feed.committed();
                     }
-                    other => other?,
                 }
+                (counts, versions)
             }
-        };
-        if !validate_only {
-            count_rows(&self.ctx, &merged);
-        }
-        let observations = if validate_only {
-            Vec::new()
-        } else {
-            // As the write left them (as of its commit), not as later writers may have
-            // changed them since: the same answer for the call and for its retries.
-            let current = store::current(&self.ctx.pool, &keys, merged.commit_time).await?;
-            keys.iter()
-                .filter_map(|k| current.get(k).map(version_to_proto))
-                .collect()
+            Ok(BatchOutcome::Refused(refused)) => {
+                return Err(refuse_rows(
+                    refusal_violations(&rows, &refused, "observations"),
+                    observations.len() as i64,
+                ));
+            }
+            Ok(BatchOutcome::RequestIdReused) => {
+                return Err(idempotency::reused("request_id", request_id).into());
+            }
+            Ok(BatchOutcome::Replay(stored)) => {
+                let merged = replayed(stored)?;
+                (
+                    merged.counts,
+                    replayed_versions(&self.ctx, &names, &merged).await?,
+                )
+            }
+            Err(Error::RequestReplayed) => {
+                let merged = replay_after_race(&self.ctx, METHOD, request_id, fingerprint).await?;
+                (
+                    merged.counts,
+                    replayed_versions(&self.ctx, &names, &merged).await?,
+                )
+            }
+            Err(e) => return Err(e.into()),
         };
         Ok(Response::new(pb::BatchCreateObservationsResponse {
-            observations,
-            inserted: merged.counts.inserted,
-            revised: merged.counts.revised,
-            unchanged: merged.counts.unchanged,
+            observations: versions.iter().map(version_to_proto).collect(),
+            inserted: counts.inserted,
+            revised: counts.revised,
+            unchanged: counts.unchanged,
         }))
     }
 
@@ -584,13 +777,13 @@ impl ObservationService for ObservationApi {
             return Ok(Response::new(import_response(&merged, false)));
         }
         let _turn = self.ctx.writer_turn().await?;
-        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
+        let mut import = store::Import::begin(&self.ctx.pool);
         let mut resolver = Resolver::new();
         let mut errors = Vec::new();
         let mut next: i64 = 0;
         let validate_only = validate_first;
         // An error from the stream (the client cancelled, the connection broke) returns
-        // here: the transaction is dropped and rolls back, so nothing is written.
+        // here: the import is dropped with its staging table, so nothing is written.
         while let Some(message) = match first.take() {
             Some(m) => Some(m),
             None => stream.message().await?,
@@ -615,8 +808,11 @@ impl ObservationService for ObservationApi {
                 .await?;
             next += observations.len() as i64;
             if errors.is_empty() {
-                staging.append(rows).await?;
-            } else if errors.len() >= MAX_REPORTED_ERRORS {
+                import.append(rows).await?;
+            }
+            if errors.len() >= MAX_REPORTED_ERRORS
+                || import.duplicates().len() >= MAX_REPORTED_ERRORS
+            {
                 // Enough to report; stop reading (the client sees the error on its send).
                 break;
             }
@@ -624,20 +820,24 @@ impl ObservationService for ObservationApi {
         if !errors.is_empty() {
             return Err(refuse_rows(errors, next));
         }
-        check_duplicates(&mut staging, "observations").await?;
-        let rows = staging.rows();
+        let rows = import.rows();
         let fingerprint = fingerprint.map(|f| f.finish());
         let claim = request_id
             .zip(fingerprint.clone())
-            .map(|(request_id, fingerprint)| crate::store::call::Claim {
+            .map(|(request_id, fingerprint)| Claim {
                 request_id,
                 method: METHOD.to_owned(),
                 fingerprint,
             });
-        let merged = match staging
-            .merge("ImportObservations", validate_only, claim)
-            .await
-        {
+        let merged = match import.finish(validate_only, claim).await {
+            Ok(ImportOutcome::Merged(merged)) => merged,
+            Ok(ImportOutcome::Duplicates(dups)) => {
+                return Err(refuse_duplicates(dups, "observations"));
+            }
+            Ok(ImportOutcome::RequestIdReused) => {
+                return Err(idempotency::reused("request_id", request_id).into());
+            }
+            Ok(ImportOutcome::Replay(stored)) => replayed(stored)?,
             Err(Error::RequestReplayed) => {
                 replay_after_race(
                     &self.ctx,
@@ -647,7 +847,7 @@ impl ObservationService for ObservationApi {
                 )
                 .await?
             }
-            other => other?,
+            Err(e) => return Err(e.into()),
         };
         tracing::info!(
             rows,
@@ -658,7 +858,10 @@ impl ObservationService for ObservationApi {
             "import"
         );
         if !validate_only {
-            count_rows(&self.ctx, &merged);
+            count_rows(&self.ctx, &merged.counts);
+            if merged.commit_time.is_some() {
+                self.ctx.feed.committed();
+            }
         }
         Ok(Response::new(import_response(&merged, validate_only)))
     }
@@ -672,6 +875,7 @@ impl ObservationService for ObservationApi {
         let name = v.check("name", ObservationName::parse(&name));
         let as_of = optional_time(&mut v, "as_of", &as_of);
         let (name, as_of) = finish(v, || Some((name?, as_of?)))?;
+        self.ctx.settle_as_of(as_of).await?;
         let found = store::get(&self.ctx.pool, &name, as_of).await?;
         Ok(Response::new(version_to_proto(&found)))
     }
@@ -734,6 +938,34 @@ impl ObservationService for ObservationApi {
             DEFAULT_PAGE,
             MAX_PAGE,
         )?;
+        // The instant up to which this answer is complete for good (read_time): the
+        // as_of, or for a read of now a stable horizon taken before the read, the same
+        // on every page (the page token carries it).
+        let (after, read_time) = match page.after.as_deref() {
+            Some(key) => {
+                let bad = || {
+                    Status::from(Error::invalid(
+                        "page_token",
+                        "INVALID_PAGE_TOKEN",
+                        "bad page token",
+                    ))
+                };
+                let (period, micros) = key.rsplit_once('@').ok_or_else(bad)?;
+                let t = micros
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(DateTime::from_timestamp_micros)
+                    .ok_or_else(bad)?;
+                (Some(period.to_owned()), t)
+            }
+            None => match as_of_t {
+                Some(t) => {
+                    self.ctx.settle_as_of(Some(t)).await?;
+                    (None, t)
+                }
+                None => (None, self.ctx.feed.recent_horizon(HORIZON_FRESHNESS).await?),
+            },
+        };
         let filter = ListFilter {
             start,
             end,
@@ -744,19 +976,21 @@ impl ObservationService for ObservationApi {
             &self.ctx.pool,
             &parent.0,
             &filter,
-            page.after.as_deref(),
+            after.as_deref(),
             page.fetch_limit(),
         )
         .await?;
+        let read_us = read_time.timestamp_micros();
         let next_page_token = self
             .ctx
             .page_tokens
             .finish(&fingerprint, &page, &mut rows, |r| {
-                r.name.period.to_string()
+                format!("{}@{read_us}", r.name.period)
             });
         Ok(Response::new(pb::ListObservationsResponse {
             observations: rows.iter().map(version_to_proto).collect(),
             next_page_token,
+            read_time: Some(timestamp(read_time)),
         }))
     }
 
@@ -817,31 +1051,33 @@ impl ObservationService for ObservationApi {
         let mut v = Violations::new();
         let name = v.check("name", ObservationName::parse(&name));
         let name = finish(v, || name)?;
-        let indicator = store::lookup_indicators(&self.ctx.pool, &[name.indicator.as_str()])
-            .await?
-            .remove(name.indicator.as_str())
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let _turn = self.ctx.writer_turn().await?;
-        let mut staging = StagingHandle::begin(&self.ctx.pool).await?;
-        staging
-            .append(vec![StagedRow {
-                index: 0,
-                indicator_key: indicator.key,
-                period: name.period,
-                value: None,
-                status: ObsStatus::Normal,
-                comment: String::new(),
-                source: String::new(),
-                deleted: true,
-            }])
-            .await?;
-        staging
-            .merge("DeleteObservation", false, None)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => Error::NotFound(name.to_string()),
-                other => other,
-            })?;
+        let row = BatchRow {
+            name: name.clone(),
+            value: None,
+            status: ObsStatus::Normal,
+            comment: String::new(),
+            source: String::new(),
+            deleted: true,
+        };
+        let outcome = {
+            let _turn = self.ctx.writer_turn().await?;
+            store::write_batch(&self.ctx.pool, vec![row], false, None).await?
+        };
+        match outcome {
+            BatchOutcome::Written { commit_time, .. } => {
+                if commit_time.is_some() {
+                    self.ctx.feed.committed();
+                }
+            }
+            // An unknown indicator, a period of another frequency, an observation that
+            // does not exist (or is deleted already): there is nothing of that name.
+            BatchOutcome::Refused(_) => return Err(Error::NotFound(name.to_string()).into()),
+            BatchOutcome::Replay(_) | BatchOutcome::RequestIdReused => {
+                return Err(
+                    Error::internal(anyhow::anyhow!("a deletion carries no request id")).into(),
+                );
+            }
+        }
         Ok(Response::new(()))
     }
 
@@ -884,6 +1120,7 @@ impl ObservationService for ObservationApi {
             }),
         );
         let (start, end, as_of, format) = finish(v, || Some((start?, end?, as_of?, format?)))?;
+        self.ctx.settle_as_of(as_of).await?;
         if !ids.is_empty() {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let found = store::lookup_indicators(&self.ctx.pool, &refs).await?;
@@ -1007,13 +1244,16 @@ impl ObservationService for ObservationApi {
             Some(keys)
         };
         let mut position = match cursor {
-            Some(p) => p,
+            Some(c) => resolve_cursor(&self.ctx, c).await?,
             None if from_beginning => FeedPosition {
-                seq: 0,
+                known_from: beginning(),
                 within: None,
             },
+            // Changes after the call begins: everything at or before the horizon has
+            // committed before it (what follows may include a few that committed just
+            // before the call, which is harmless).
             None => FeedPosition {
-                seq: store::latest_commit(&self.ctx.pool).await?,
+                known_from: self.ctx.feed.horizon().await?,
                 within: None,
             },
         };
@@ -1022,10 +1262,15 @@ impl ObservationService for ObservationApi {
         let (tx, rx) =
             tokio::sync::mpsc::channel::<Result<pb::WatchObservationsResponse, Status>>(4);
         tokio::spawn(async move {
+            let mut last_sent = tokio::time::Instant::now();
             loop {
+                // The horizon as published: everything at or before it has committed,
+                // and nothing can be added before it any more.
+                let horizon = wake.borrow_and_update().horizon;
                 let changes = match store::changes_after(
                     &pool,
                     &position,
+                    horizon,
                     keys.as_deref(),
                     WATCH_BATCH,
                 )
@@ -1057,6 +1302,7 @@ impl ObservationService for ObservationApi {
                     if tx.send(Ok(msg)).await.is_err() {
                         return;
                     }
+                    last_sent = tokio::time::Instant::now();
                 }
                 if full {
                     continue;
@@ -1068,7 +1314,13 @@ impl ObservationService for ObservationApi {
                             return;
                         }
                     }
-                    () = tokio::time::sleep(HEARTBEAT) => {
+                    () = tokio::time::sleep_until(last_sent + HEARTBEAT) => {
+                        // Everything up to the horizon of the last read has been sent:
+                        // the cursor moves there, so a client resuming from it skips
+                        // nothing.
+                        if horizon > position.known_from {
+                            position = FeedPosition { known_from: horizon, within: None };
+                        }
                         let beat = pb::WatchObservationsResponse {
                             changes: Vec::new(),
                             cursor: encode_cursor(&position),
@@ -1076,6 +1328,7 @@ impl ObservationService for ObservationApi {
                         if tx.send(Ok(beat)).await.is_err() {
                             return;
                         }
+                        last_sent = tokio::time::Instant::now();
                     }
                     () = tx.closed() => return,
                 }
@@ -1091,22 +1344,33 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
+        let t = DateTime::from_timestamp_micros(1_764_620_000_123_456).unwrap();
         for p in [
             FeedPosition {
-                seq: 0,
+                known_from: beginning(),
                 within: None,
             },
             FeedPosition {
-                seq: 42,
+                known_from: t,
                 within: Some((7, "2020-M07".into())),
             },
         ] {
-            assert_eq!(decode_cursor(&encode_cursor(&p)).unwrap(), p);
+            assert_eq!(decode_cursor(&encode_cursor(&p)).unwrap(), Cursor::At(p));
         }
+        // Cursors handed out before migration 0004 name a commit number.
+        assert_eq!(
+            decode_cursor(&URL_SAFE_NO_PAD.encode("1.42.7.2020-M07")).unwrap(),
+            Cursor::Commit {
+                seq: 42,
+                within: Some((7, "2020-M07".into()))
+            }
+        );
         assert!(decode_cursor("garbage!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("2.1")).is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("3.1")).is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("1.-1")).is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("1.5.x.2020")).is_err());
+        // Before the start of google.protobuf.Timestamp's range.
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("2.-99999999999999999")).is_err());
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl ReportingService for ReportingApi {
         let (name, start, end, to, t, when) =
             finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
 
-        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut snap = self.ctx.snapshot(when).await?;
         let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
         let (key, ind) = found
             .pop()
@@ -512,7 +512,7 @@ impl ReportingService for ReportingApi {
         let (period, region, flow, group, when) =
             finish(v, || Some((period?, region?, flow?, group?, when?)))?;
 
-        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut snap = self.ctx.snapshot(when).await?;
         let matched = indicators::matching(
             snap.conn(),
             region.as_deref(),
@@ -620,7 +620,7 @@ impl ReportingService for ReportingApi {
         let name = v.check("name", TargetName::parse(&name));
         let when = optional_time(&mut v, "as_of", &when);
         let (name, when) = finish(v, || Some((name?, when?)))?;
-        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut snap = self.ctx.snapshot(when).await?;
         let target = targets::get(snap.conn(), &name).await?;
         let mut out = assess_all(&mut snap, std::slice::from_ref(&target)).await?;
         out.pop()
@@ -640,7 +640,7 @@ impl ReportingService for ReportingApi {
         let parent = v.check("parent", ProgramName::parse(&parent));
         let when = optional_time(&mut v, "as_of", &when);
         let (parent, when) = finish(v, || Some((parent?, when?)))?;
-        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut snap = self.ctx.snapshot(when).await?;
         programs::get(snap.conn(), &parent.0).await?;
         let all = targets::list_all(snap.conn(), &parent.0).await?;
         let progress = assess_all(&mut snap, &all).await?;
@@ -656,7 +656,7 @@ impl ReportingService for ReportingApi {
         let name = v.check("name", ProgramName::parse(&name));
         let when = optional_time(&mut v, "as_of", &when);
         let (name, when) = finish(v, || Some((name?, when?)))?;
-        let mut snap = Snapshot::open(&self.ctx.pool, when).await?;
+        let mut snap = self.ctx.snapshot(when).await?;
         let program = programs::get(snap.conn(), &name.0).await?;
         let all_initiatives = initiatives::list_all(snap.conn(), &name.0).await?;
         let all_targets = targets::list_all(snap.conn(), &name.0).await?;

@@ -1,35 +1,48 @@
-//! Observations, bitemporal: see `migrations/0002_observations.sql` for the model.
+//! Observations, bitemporal: see `migrations/0002_observations.sql` for the model and
+//! `docs/consistency.md` for why the guarantees below hold.
 //!
-//! Every write goes the same way, whatever its size (one deletion, a batch of 10,000, a
-//! streamed import of millions):
+//! Writers serialise per indicator, on its row in `observation_heads`, and on nothing
+//! else: writers of different indicators never wait for each other. A write stamps its
+//! versions (`known_from`) after it holds its locks, later than every version it can
+//! see, so the versions of one observation follow each other in the order the writes
+//! took effect. Two shapes of write:
 //!
-//! 1. rows are streamed with `COPY` into a temporary staging table of the write's own
-//!    transaction (nothing is buffered in memory, and nothing is visible to anyone);
-//! 2. [`Staging::merge`] takes the write lock, classifies every staged row against the
-//!    current versions in one join (insert, revise, unchanged, delete), closes the
-//!    superseded versions, appends the new ones, numbers the commit, and notifies the
-//!    change feed — all set-based, in the same transaction.
+//! - a batch (BatchCreateObservations, DeleteObservation: at most 10,000 rows) is one
+//!   statement, [`BATCH_SQL`], with the rows as arrays: it resolves the indicators,
+//!   refuses unknown ones and periods of another frequency, replays a request id, takes
+//!   the indicators' locks, classifies every row against the current versions, closes
+//!   the superseded versions, appends the new ones, writes one audit event per
+//!   indicator and the request id's claim, and commits: one round trip, no temporary
+//!   table. Its snapshot is taken before it waits for a lock; when a writer of the same
+//!   indicator committed in between, the statement notices (the head's `writes`
+//!   counter moved past what its snapshot saw) and fails with TW001 before anything is
+//!   written, and [`write_batch`] runs it again;
+//! - an import ([`Import`]) streams its rows with autocommit COPYs into a staging table
+//!   of its own while the client sends them, so that no transaction stays open for as
+//!   long as a client takes to upload, then merges them with
+//!   `observations_merge_staged()` in one statement.
 //!
-//! If the call fails or the client goes away before the commit, the transaction rolls
-//! back and no trace of the write remains.
+//! Readers cut what they read at a stable horizon ([`stable_horizon`]): an instant
+//! before which no write still in flight can add a version. `as_of` reads of recent
+//! instants wait for it, and the change feed ([`changes_after`]) delivers versions in
+//! (known_from, indicator, period) order up to it.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Row as _, Transaction};
+use sqlx::{PgPool, Row as _};
 use tokio::sync::{mpsc, oneshot};
 
+use super::begin;
 use super::call::{self, Claim};
-use super::{begin, is_unique_violation};
 use crate::domain::observation::{ObsStatus, ObservationName};
 use crate::domain::{Decimal, Frequency, Period, ResourceId};
 use crate::error::{Error, Result};
 
-/// Name of the PostgreSQL notification channel of the change feed.
+/// Name of the PostgreSQL notification channel that wakes the change feeds of every
+/// replica (sent after commits, outside the writing transactions; see `crate::feed`).
 pub const CHANNEL: &str = "tradewatch_observations";
-
-/// Advisory lock key that sequences observation commits.
-const WRITE_LOCK: i64 = 0x7472_6164_6577_6f62; // "tradewob"
 
 /// What the store needs to know about an indicator to accept its observations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,54 +68,23 @@ pub async fn lookup_indicators(
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let frequency: String = r.try_get("frequency")?;
-        let frequency = Frequency::from_code(&frequency)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("bad frequency {frequency}")))?;
         out.insert(
             r.try_get("id")?,
             IndicatorRef {
                 key: r.try_get("indicator_key")?,
-                frequency,
+                frequency: stored_frequency(&frequency)?,
             },
         );
     }
     Ok(out)
 }
 
-/// One row to write: an observation version or, with `deleted`, a deletion.
-#[derive(Debug, Clone)]
-pub struct StagedRow {
-    /// Position in the caller's request (0-based), to name rows in errors.
-    pub index: i64,
-    /// The indicator's key.
-    pub indicator_key: i32,
-    /// Canonical period.
-    pub period: Period,
-    /// Value, `None` for missing statuses and deletions.
-    pub value: Option<Decimal>,
-    /// Status.
-    pub status: ObsStatus,
-    /// Comment.
-    pub comment: String,
-    /// Source.
-    pub source: String,
-    /// A deletion.
-    pub deleted: bool,
+fn stored_frequency(code: &str) -> Result<Frequency> {
+    Frequency::from_code(code)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("stored frequency {code:?}")))
 }
 
-/// Appends `s` to a COPY text-format line, escaping what COPY would interpret.
-fn copy_escape(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Counts of a merge.
+/// Counts of a write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MergeCounts {
     /// New observations (or deleted ones written again).
@@ -115,27 +97,25 @@ pub struct MergeCounts {
     pub deleted: i64,
 }
 
-/// Result of a merge.
+impl MergeCounts {
+    /// Observations whose published version changed in any way.
+    pub fn changed(&self) -> i64 {
+        self.inserted + self.revised + self.deleted
+    }
+}
+
+/// Result of a write, as kept with its request id's claim.
 #[derive(Debug, Clone)]
 pub struct Merged {
     /// The counts.
     pub counts: MergeCounts,
-    /// The commit's `known_from`, when something changed (and was written).
+    /// The write's `known_from`, when something changed.
     pub commit_time: Option<DateTime<Utc>>,
 }
 
 impl Merged {
-    /// The form kept with an idempotency claim (JSON: the counts and the commit time in
-    /// microseconds since the epoch).
-    fn to_stored(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({
-            "counts": self.counts,
-            "commit_time_us": self.commit_time.map(|t| t.timestamp_micros()),
-        }))
-        .unwrap_or_default()
-    }
-
-    /// Reads what [`to_stored`](Self::to_stored) wrote.
+    /// Reads the claim's stored result: JSON with the counts and the commit time in
+    /// microseconds since the epoch (written by the SQL of the writes).
     pub fn from_stored(bytes: &[u8]) -> Result<Merged> {
         #[derive(serde::Deserialize)]
         struct Stored {
@@ -151,376 +131,544 @@ impl Merged {
     }
 }
 
-/// A write in progress: an open transaction with a staging table. Only used inside the
-/// task of a [`StagingHandle`].
-struct Staging {
-    tx: Transaction<'static, Postgres>,
-    rows: i64,
-    line: String,
+/// Milliseconds the current call has left before its deadline, for the writes' own
+/// deadline checks (a day when the call has none).
+fn deadline_ms() -> i32 {
+    const NONE: i32 = 86_400_000;
+    call::current()
+        .and_then(|c| c.deadline)
+        .map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(1, NONE as u128) as i32
+        })
+        .unwrap_or(NONE)
 }
 
-impl Staging {
-    /// Opens the transaction and its staging table.
-    async fn begin(pool: &PgPool) -> Result<Self> {
-        let mut tx = begin(pool).await?;
-        // Room for the merge's hash joins and aggregates over a large import.
-        sqlx::query("SET LOCAL work_mem = '64MB'")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "CREATE TEMP TABLE staging ( \
-               idx bigint NOT NULL, indicator_key integer NOT NULL, period text NOT NULL, \
-               value numeric, status text NOT NULL, comment text NOT NULL, source text NOT NULL, \
-               deleted boolean NOT NULL) ON COMMIT DROP",
-        )
-        .execute(&mut *tx)
-        .await?;
-        Ok(Self {
-            tx,
-            rows: 0,
-            line: String::new(),
-        })
-    }
-
-    /// Streams `rows` into the staging table with one COPY.
-    async fn append(&mut self, rows: &[StagedRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut buf = String::with_capacity(rows.len() * 64);
-        for r in rows {
-            let line = &mut self.line;
-            line.clear();
-            use std::fmt::Write as _;
-            let _ = write!(line, "{}\t{}\t{}\t", r.index, r.indicator_key, r.period);
-            match &r.value {
-                Some(v) => line.push_str(v.as_str()),
-                None => line.push_str("\\N"),
-            }
-            line.push('\t');
-            line.push_str(r.status.code());
-            line.push('\t');
-            copy_escape(line, &r.comment);
-            line.push('\t');
-            copy_escape(line, &r.source);
-            line.push_str(if r.deleted { "\tt\n" } else { "\tf\n" });
-            buf.push_str(line);
-        }
-        let mut copy = self
-            .tx
-            .copy_in_raw(
-                "COPY staging (idx, indicator_key, period, value, status, comment, source, deleted) \
-                 FROM STDIN",
-            )
-            .await?;
-        copy.send(buf.into_bytes()).await?;
-        copy.finish().await?;
-        self.rows += rows.len() as i64;
-        Ok(())
-    }
-
-    /// Rows that name the same observation as an earlier row: (index, first index).
-    async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
-        // Statistics first: the planner would otherwise guess the size of the freshly
-        // filled temporary table and pick disk sorts.
-        sqlx::query("ANALYZE staging")
-            .execute(&mut *self.tx)
-            .await?;
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT s.idx, d.first_idx FROM staging s \
-               JOIN (SELECT indicator_key, period, min(idx) AS first_idx FROM staging \
-                      GROUP BY indicator_key, period HAVING count(*) > 1) d \
-                 USING (indicator_key, period) \
-              WHERE s.idx <> d.first_idx ORDER BY s.idx LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        Ok(rows)
-    }
-
-    /// Classifies and writes the staged rows (see the module docs), or with
-    /// `validate_only` only classifies them and rolls back. `method` is recorded with
-    /// the commit.
-    async fn merge(
-        mut self,
-        method: &str,
-        validate_only: bool,
-        claim: Option<Claim>,
-    ) -> Result<Merged> {
-        let tx = &mut self.tx;
-        let mut commit_time: DateTime<Utc> = Utc::now();
-        let mut seq: i64 = 0;
-        if !validate_only {
-            // From here to the commit, observation writers go one at a time: commit
-            // numbers follow commit order, and known_from never goes backwards.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(WRITE_LOCK)
-                .execute(&mut **tx)
-                .await?;
-            let (next, time): (i64, DateTime<Utc>) = sqlx::query_as(
-                "SELECT coalesce(max(seq), 0) + 1, \
-                        greatest(clock_timestamp(), \
-                                 coalesce(max(commit_time), '-infinity') + interval '1 microsecond') \
-                   FROM (SELECT seq, commit_time FROM observation_commits ORDER BY seq DESC LIMIT 1) last",
-            )
-            .fetch_one(&mut **tx)
-            .await?;
-            seq = next;
-            commit_time = time;
-            // Keep the indicators written to from being deleted until this commits (the
-            // integrity triggers check per statement, not per row).
-            sqlx::query(
-                "SELECT 1 FROM indicators WHERE indicator_key IN \
-                   (SELECT DISTINCT indicator_key FROM staging) FOR KEY SHARE",
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        // I: insert, X: re-create after a deletion, R: revise, D: delete,
-        // U: unchanged, N: delete of something that does not exist.
-        sqlx::query(
-            "CREATE TEMP TABLE classified ON COMMIT DROP AS \
-             SELECT s.*, CASE \
-               WHEN v.indicator_key IS NULL THEN CASE WHEN s.deleted THEN 'N' ELSE 'I' END \
-               WHEN v.deleted THEN CASE WHEN s.deleted THEN 'N' ELSE 'X' END \
-               WHEN s.deleted THEN 'D' \
-               WHEN v.value IS NOT DISTINCT FROM s.value AND v.status = s.status \
-                    AND v.comment = s.comment AND v.source = s.source THEN 'U' \
-               ELSE 'R' END AS action \
-             FROM staging s LEFT JOIN observation_versions v \
-               ON v.indicator_key = s.indicator_key AND v.period = s.period AND v.known_until IS NULL",
-        )
-        .execute(&mut **tx)
-        .await?;
-        let counts_rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT action, count(*) FROM classified GROUP BY action")
-                .fetch_all(&mut **tx)
-                .await?;
-        let mut counts = MergeCounts::default();
-        let mut not_found = 0;
-        for (action, n) in counts_rows {
-            match action.as_str() {
-                "I" | "X" => counts.inserted += n,
-                "R" => counts.revised += n,
-                "U" => counts.unchanged += n,
-                "D" => counts.deleted += n,
-                _ => not_found += n,
-            }
-        }
-        let changed = counts.inserted + counts.revised + counts.deleted;
-        if not_found > 0 {
-            let missing: Option<(i64,)> = sqlx::query_as(
-                "SELECT idx FROM classified WHERE action = 'N' ORDER BY idx LIMIT 1",
-            )
-            .fetch_optional(&mut **tx)
-            .await?;
-            return Err(Error::NotFound(format!(
-                "observation (row {})",
-                missing.map(|m| m.0).unwrap_or(0)
-            )));
-        }
-        if validate_only {
-            // Nothing to write: roll back (dropping the transaction does).
-            return Ok(Merged {
-                counts,
-                commit_time: None,
-            });
-        }
-        if changed == 0 {
-            let merged = Merged {
-                counts,
-                commit_time: None,
-            };
-            // A no-op still claims its request id, so that the id cannot be reused
-            // for a different request.
-            if let Some(claim) = claim {
-                save_claim(&mut self.tx, claim, merged.to_stored()).await?;
-                self.tx.commit().await?;
-            }
-            return Ok(merged);
-        }
-        sqlx::query(
-            "UPDATE observation_versions v SET known_until = $1 FROM classified c \
-              WHERE c.action IN ('R', 'X', 'D') AND v.indicator_key = c.indicator_key \
-                AND v.period = c.period AND v.known_until IS NULL",
-        )
-        .bind(commit_time)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO observation_versions \
-               (indicator_key, period, value, status, comment, source, deleted, known_from, commit_seq) \
-             SELECT indicator_key, period, value, status, comment, source, deleted, $1, $2 \
-               FROM classified WHERE action IN ('I', 'X', 'R', 'D')",
-        )
-        .bind(commit_time)
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("INSERT INTO observation_commits (seq, commit_time, method, versions) VALUES ($1, $2, $3, $4)")
-            .bind(seq)
-            .bind(commit_time)
-            .bind(method)
-            .bind(changed)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(seq.to_string())
-            .execute(&mut **tx)
-            .await?;
-        // One audit event per indicator written to, with counts (not one per row).
-        let actor = call::current().unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO audit_events (actor, method, resource, action, request_id, after) \
-             SELECT $1, $2, 'indicators/' || i.indicator_id || '/observations', 'IMPORT', $3, \
-                    jsonb_build_object('commit', $4::bigint, \
-                      'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')), \
-                      'revised', count(*) FILTER (WHERE c.action = 'R'), \
-                      'deleted', count(*) FILTER (WHERE c.action = 'D'), \
-                      'unchanged', count(*) FILTER (WHERE c.action = 'U')) \
-               FROM classified c JOIN indicators i USING (indicator_key) \
-              GROUP BY i.indicator_id ORDER BY i.indicator_id",
-        )
-        .bind(actor.actor.as_deref())
-        .bind(if actor.method.is_empty() {
-            method
-        } else {
-            actor.method.as_str()
-        })
-        .bind(&actor.request_id)
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-        let merged = Merged {
-            counts,
-            commit_time: Some(commit_time),
-        };
-        if let Some(claim) = claim {
-            save_claim(&mut self.tx, claim, merged.to_stored()).await?;
-        }
-        self.tx.commit().await?;
-        Ok(Merged {
-            counts,
-            commit_time: Some(commit_time),
-        })
+/// The SQLSTATE of a database error, if it is one.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
     }
 }
 
-/// Records a request id's claim with its result, in the write's transaction. A
-/// concurrent write with the same id got there first when this is a unique violation.
-async fn save_claim(
-    tx: &mut Transaction<'static, Postgres>,
-    claim: Claim,
-    response: Vec<u8>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (request_id, method, fingerprint, response) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(claim.request_id)
-    .bind(claim.method)
-    .bind(claim.fingerprint)
-    .bind(response)
-    .execute(&mut **tx)
+/// Maps a write's unique violation on the request-id table to a replay.
+fn claim_error(e: sqlx::Error, claimed: bool) -> Error {
+    if claimed
+        && let sqlx::Error::Database(db) = &e
+        && db.constraint() == Some("idempotency_keys_pkey")
+    {
+        return Error::RequestReplayed;
+    }
+    Error::from(e)
+}
+
+// ---------------------------------------------------------------------------------------
+// Batch writes
+
+/// One row of a batch write: an observation version or, with `deleted`, a deletion.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// Which observation.
+    pub name: ObservationName,
+    /// Value, `None` for missing statuses and deletions.
+    pub value: Option<Decimal>,
+    /// Status.
+    pub status: ObsStatus,
+    /// Comment.
+    pub comment: String,
+    /// Source.
+    pub source: String,
+    /// A deletion.
+    pub deleted: bool,
+}
+
+/// Why a row of a batch was refused (nothing of the batch was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Row `index` names an indicator that does not exist.
+    UnknownIndicator(i64),
+    /// Row `index` has a period in another frequency than its indicator's.
+    OtherFrequency {
+        /// The row.
+        index: i64,
+        /// The indicator's frequency.
+        frequency: Frequency,
+    },
+    /// Row `index` deletes an observation that does not exist.
+    NothingToDelete(i64),
+}
+
+/// What a batch write did.
+#[derive(Debug, Clone)]
+pub enum BatchOutcome {
+    /// Nothing was written: these rows are refused (at most 100, in row order).
+    Refused(Vec<Refusal>),
+    /// The request id was used before by this very request: its stored result.
+    Replay(Option<Vec<u8>>),
+    /// The request id was used before by a different request.
+    RequestIdReused,
+    /// Written (or, with `validate_only`, classified).
+    Written {
+        /// The counts.
+        counts: MergeCounts,
+        /// The write's `known_from`, when something changed.
+        commit_time: Option<DateTime<Utc>>,
+        /// Each row's observation as the write left it, in request order (empty with
+        /// `validate_only`).
+        versions: Vec<Version>,
+    },
+}
+
+/// The batch write, one statement (see the module docs). Parameters: the rows as arrays
+/// ($1 indicator ids, $2 periods, $3 values, $4 statuses, $5 comments, $6 sources,
+/// $7 deletions), the audit's caller ($8 key, $9 method, $10 request id), the request
+/// id's claim ($11 id, $12 method, $13 fingerprint), $14 validate_only and $15 the
+/// milliseconds left before the deadline.
+///
+/// Data-modifying CTEs run in an order PostgreSQL does not promise; where the order
+/// matters it is forced through the data: the head locks (`bumped`) before the stamp
+/// (`stamp` reads them), the closing of superseded versions (`closed`) before the new
+/// ones are added (`added` waits for `closed`'s count: the unique index allows one
+/// current version per observation at any moment), and the deadline check after
+/// everything (the final SELECT waits for `claim` and `audit`).
+pub const BATCH_SQL: &str = r#"
+WITH
+input AS (
+    SELECT u.ord, i.indicator_key AS key, i.frequency, u.period, u.value, u.status,
+           u.comment, u.source, u.deleted
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                  $7::boolean[]) WITH ORDINALITY AS u(id, period, value, status, comment,
+                                                       source, deleted, ord)
+      LEFT JOIN indicators i ON i.indicator_id = u.id),
+problems AS MATERIALIZED (
+    SELECT n.ord, CASE WHEN n.key IS NULL THEN 'unknown_indicator' ELSE 'frequency' END AS outcome,
+           n.frequency
+      FROM input n
+     WHERE n.key IS NULL
+        OR n.frequency <> CASE WHEN length(n.period) = 4 THEN 'A' ELSE substr(n.period, 6, 1) END
+     ORDER BY n.ord LIMIT 100),
+claimed AS MATERIALIZED (
+    SELECT CASE WHEN k.method = $12 AND k.fingerprint = $13 THEN 'replay' ELSE 'reused' END
+               AS outcome, k.response
+      FROM idempotency_keys k
+     WHERE k.request_id = $11 AND NOT $14),
+cur AS MATERIALIZED (
+    SELECT n.ord, n.key, n.period::sdmx_period AS period, n.value::numeric AS value, n.status,
+           n.comment, n.source, n.deleted, v.value AS v_value, v.known_from AS v_known_from,
+           CASE WHEN v.indicator_key IS NULL THEN CASE WHEN n.deleted THEN 'N' ELSE 'I' END
+                WHEN v.deleted THEN CASE WHEN n.deleted THEN 'N' ELSE 'X' END
+                WHEN n.deleted THEN 'D'
+                WHEN v.value IS NOT DISTINCT FROM n.value::numeric AND v.status = n.status
+                     AND v.comment = n.comment AND v.source = n.source THEN 'U'
+                ELSE 'R' END AS action
+      FROM input n
+      LEFT JOIN observation_versions v
+        ON v.indicator_key = n.key AND v.period = n.period AND v.known_until IS NULL
+     WHERE NOT EXISTS (SELECT 1 FROM problems) AND NOT EXISTS (SELECT 1 FROM claimed)),
+go AS MATERIALIZED (
+    SELECT NOT $14 AND count(*) FILTER (WHERE action IN ('I', 'X', 'R', 'D')) > 0
+           AND count(*) FILTER (WHERE action = 'N') = 0 AS ok
+      FROM cur),
+seen AS MATERIALIZED (
+    SELECT h.indicator_key, h.writes
+      FROM observation_heads h
+     WHERE h.indicator_key IN (SELECT key FROM cur) AND (SELECT ok FROM go)),
+bumped AS (
+    UPDATE observation_heads h SET writes = h.writes + 1
+      FROM (SELECT DISTINCT key FROM cur ORDER BY key) k
+     WHERE h.indicator_key = k.key AND (SELECT ok FROM go)
+    RETURNING h.indicator_key, h.writes),
+stamp AS MATERIALIZED (
+    SELECT CASE WHEN count(*) = (SELECT count(DISTINCT key) FROM cur)
+                     AND (SELECT count(*) FROM seen) = (SELECT count(DISTINCT key) FROM cur)
+                     AND bool_and(b.writes = s.writes + 1)
+                THEN greatest(clock_timestamp(),
+                              (SELECT max(known_from) FROM observation_versions)
+                                  + interval '1 microsecond')
+                ELSE observations_stale() END AS t
+      FROM bumped b JOIN seen s USING (indicator_key)
+    HAVING (SELECT ok FROM go)),
+closed AS (
+    UPDATE observation_versions v SET known_until = s.t
+      FROM cur c, stamp s
+     WHERE c.action IN ('R', 'X', 'D') AND v.indicator_key = c.key AND v.period = c.period
+       AND v.known_until IS NULL
+    RETURNING 1),
+added AS (
+    INSERT INTO observation_versions
+           (indicator_key, period, value, status, comment, source, deleted, known_from)
+    SELECT c.key, c.period, c.value, c.status, c.comment, c.source, c.deleted, s.t
+      FROM cur c, stamp s
+     WHERE c.action IN ('I', 'X', 'R', 'D') AND (SELECT count(*) FROM closed) >= 0
+    RETURNING 1),
+audit AS (
+    INSERT INTO audit_events (actor, method, resource, action, request_id, after)
+    SELECT nullif($8, ''), $9, 'indicators/' || i.indicator_id || '/observations', 'IMPORT', $10,
+           jsonb_build_object('known_from', s.t,
+               'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')),
+               'revised', count(*) FILTER (WHERE c.action = 'R'),
+               'deleted', count(*) FILTER (WHERE c.action = 'D'),
+               'unchanged', count(*) FILTER (WHERE c.action = 'U'))
+      FROM cur c JOIN indicators i ON i.indicator_key = c.key, stamp s
+     WHERE (SELECT count(*) FROM added) > 0
+     GROUP BY i.indicator_id, s.t
+     ORDER BY i.indicator_id
+    RETURNING 1),
+claim AS (
+    INSERT INTO idempotency_keys (request_id, method, fingerprint, response)
+    SELECT $11, $12, $13, convert_to(jsonb_build_object(
+               'counts', jsonb_build_object(
+                   'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')),
+                   'revised', count(*) FILTER (WHERE c.action = 'R'),
+                   'unchanged', count(*) FILTER (WHERE c.action = 'U'),
+                   'deleted', count(*) FILTER (WHERE c.action = 'D')),
+               'commit_time_us',
+               (SELECT (extract(epoch FROM t) * 1000000)::bigint FROM stamp))::text, 'UTF8')
+      FROM cur c
+     WHERE $11::uuid IS NOT NULL AND NOT $14 AND (SELECT count(*) FROM audit) >= 0
+    HAVING count(*) > 0 AND count(*) FILTER (WHERE c.action = 'N') = 0
+    RETURNING 1)
+SELECT p.ord::integer AS ord, p.outcome, NULL::text AS value, NULL::text AS status,
+       NULL::text AS comment, NULL::text AS source, NULL::boolean AS deleted,
+       NULL::timestamptz AS known_from, p.frequency, NULL::bytea AS stored
+  FROM problems p
+UNION ALL
+SELECT NULL, k.outcome, NULL, NULL, NULL, NULL, NULL, NULL, NULL, k.response
+  FROM claimed k
+UNION ALL
+SELECT c.ord::integer, c.action,
+       CASE WHEN c.action = 'U' THEN c.v_value ELSE c.value END::text,
+       c.status, c.comment, c.source, c.deleted,
+       CASE WHEN c.action = 'U' THEN c.v_known_from ELSE (SELECT t FROM stamp) END,
+       NULL, NULL
+  FROM cur c
+ WHERE (SELECT count(*) FROM claim) >= 0
+   AND (NOT (SELECT ok FROM go)
+        OR clock_timestamp() <= statement_timestamp() + $15 * interval '1 millisecond'
+        OR observations_past_deadline())
+"#;
+
+/// How often a batch write is run again after a writer of the same indicator committed
+/// under it (TW001) or a deadlock (two batches locking shared indicators in different
+/// orders), before the call fails with ABORTED.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// Writes a batch (see [`BATCH_SQL`]), or with `validate_only` only classifies it.
+/// With a `claim`, the request id is recorded with the result in the same statement
+/// ([`Error::RequestReplayed`] when a concurrent write with the same id committed first).
+///
+/// The statement runs in a task of its own: once sent, it is seen through to its end
+/// even if the caller goes away, so its outcome is known (and logged) either way.
+pub async fn write_batch(
+    pool: &PgPool,
+    rows: Vec<BatchRow>,
+    validate_only: bool,
+    claim: Option<Claim>,
+) -> Result<BatchOutcome> {
+    let pool = pool.clone();
+    let call = call::current().unwrap_or_default();
+    tokio::spawn(call::scope(call, async move {
+        write_batch_now(&pool, &rows, validate_only, claim.as_ref()).await
+    }))
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            Error::RequestReplayed
-        } else {
-            e.into()
+    .map_err(Error::internal)?
+}
+
+async fn write_batch_now(
+    pool: &PgPool,
+    rows: &[BatchRow],
+    validate_only: bool,
+    claim: Option<&Claim>,
+) -> Result<BatchOutcome> {
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut periods = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut comments = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut deleted = Vec::with_capacity(n);
+    for r in rows {
+        ids.push(r.name.indicator.as_str());
+        periods.push(r.name.period.to_string());
+        values.push(r.value.as_ref().map(Decimal::as_str));
+        statuses.push(r.status.code());
+        comments.push(r.comment.as_str());
+        sources.push(r.source.as_str());
+        deleted.push(r.deleted);
+    }
+    let caller = call::current().unwrap_or_default();
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let run = sqlx::query(BATCH_SQL)
+            .bind(&ids)
+            .bind(&periods)
+            .bind(&values)
+            .bind(&statuses)
+            .bind(&comments)
+            .bind(&sources)
+            .bind(&deleted)
+            .bind(caller.actor.as_deref().unwrap_or(""))
+            .bind(&caller.method)
+            .bind(&caller.request_id)
+            .bind(claim.map(|c| c.request_id))
+            .bind(claim.map(|c| c.method.as_str()))
+            .bind(claim.map(|c| c.fingerprint.as_slice()))
+            .bind(validate_only)
+            .bind(deadline_ms())
+            .fetch_all(pool)
+            .await;
+        match run {
+            Err(e)
+                if attempt < MAX_ATTEMPTS
+                    && matches!(sqlstate(&e).as_deref(), Some("TW001" | "40P01")) =>
+            {
+                // The writer that got in first has committed: the next snapshot sees
+                // it. Back off a little once contention persists.
+                if attempt > 2 {
+                    let ms = rand::random_range(0..attempt.min(20) as u64);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+            }
+            other => break other,
         }
-    })?;
-    Ok(())
+    };
+    let result = result.map_err(|e| claim_error(e, claim.is_some()))?;
+    if attempt > 1 {
+        tracing::debug!(attempt, "batch write ran again after a concurrent write");
+    }
+    batch_outcome(rows, &result, validate_only)
+}
+
+fn batch_outcome(
+    rows: &[BatchRow],
+    result: &[sqlx::postgres::PgRow],
+    validate_only: bool,
+) -> Result<BatchOutcome> {
+    let mut refused = Vec::new();
+    let mut counts = MergeCounts::default();
+    let mut commit_time = None;
+    let mut versions: Vec<(i64, Version)> = Vec::with_capacity(rows.len());
+    for r in result {
+        let outcome: String = r.try_get("outcome")?;
+        let ord: Option<i32> = r.try_get("ord")?;
+        // WITH ORDINALITY counts from 1.
+        let index = i64::from(ord.unwrap_or(1)) - 1;
+        let row = || {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| rows.get(i))
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("batch row {index} out of range")))
+        };
+        match outcome.as_str() {
+            "replay" => return Ok(BatchOutcome::Replay(r.try_get("stored")?)),
+            "reused" => return Ok(BatchOutcome::RequestIdReused),
+            "unknown_indicator" => refused.push(Refusal::UnknownIndicator(index)),
+            "frequency" => {
+                let code: String = r.try_get("frequency")?;
+                refused.push(Refusal::OtherFrequency {
+                    index,
+                    frequency: stored_frequency(&code)?,
+                });
+            }
+            "N" => refused.push(Refusal::NothingToDelete(index)),
+            action => {
+                match action {
+                    "I" | "X" => counts.inserted += 1,
+                    "R" => counts.revised += 1,
+                    "D" => counts.deleted += 1,
+                    "U" => counts.unchanged += 1,
+                    other => {
+                        return Err(Error::internal(anyhow::anyhow!(
+                            "batch write outcome {other:?}"
+                        )));
+                    }
+                }
+                let known_from: Option<DateTime<Utc>> = r.try_get("known_from")?;
+                if action != "U" {
+                    commit_time = known_from;
+                }
+                if validate_only {
+                    continue;
+                }
+                let known_from = known_from.ok_or_else(|| {
+                    Error::internal(anyhow::anyhow!("batch row {index} has no known_from"))
+                })?;
+                let status: String = r.try_get("status")?;
+                versions.push((
+                    index,
+                    Version {
+                        name: row()?.name.clone(),
+                        value: r
+                            .try_get::<Option<String>, _>("value")?
+                            .map(Decimal::from_db),
+                        status: ObsStatus::from_code(&status)
+                            .ok_or_else(|| Error::internal(anyhow::anyhow!("status {status:?}")))?,
+                        comment: r.try_get("comment")?,
+                        source: r.try_get("source")?,
+                        deleted: r.try_get("deleted")?,
+                        known_from,
+                        known_until: None,
+                    },
+                ));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        refused.sort_by_key(|r| match r {
+            Refusal::UnknownIndicator(i)
+            | Refusal::OtherFrequency { index: i, .. }
+            | Refusal::NothingToDelete(i) => *i,
+        });
+        refused.truncate(100);
+        return Ok(BatchOutcome::Refused(refused));
+    }
+    if counts.changed() == 0 || validate_only {
+        commit_time = None;
+    }
+    versions.sort_by_key(|(i, _)| *i);
+    Ok(BatchOutcome::Written {
+        counts,
+        commit_time,
+        versions: versions.into_iter().map(|(_, v)| v).collect(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Imports
+
+/// One staged row of an import.
+#[derive(Debug, Clone)]
+pub struct StagedRow {
+    /// Position in the caller's stream (0-based), to name rows in errors.
+    pub index: i64,
+    /// The indicator's key.
+    pub indicator_key: i32,
+    /// Canonical period.
+    pub period: Period,
+    /// Value, `None` for missing statuses.
+    pub value: Option<Decimal>,
+    /// Status.
+    pub status: ObsStatus,
+    /// Comment.
+    pub comment: String,
+    /// Source.
+    pub source: String,
+}
+
+/// Up to this many rows, an import finds its duplicates itself as the rows arrive
+/// (about 24 bytes of memory a row); beyond, the merge finds them in the database (one
+/// more pass over the staged rows) and the memory is given back.
+pub const DUPLICATES_IN_MEMORY: usize = 4_000_000;
+
+/// Most duplicates an import reports.
+const MAX_DUPLICATES: usize = 100;
+
+/// Schema of the imports' staging tables (see migrations/0004_concurrent_writes.sql).
+const STAGING_SCHEMA: &str = "tradewatch_staging";
+
+/// Staging tables older than this are left over from a server that died mid-import.
+const STAGING_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Appends `s` to a COPY text-format field, escaping what COPY would interpret.
+fn copy_escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The COPY text format of `rows`.
+fn copy_lines(rows: &[StagedRow]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut buf = String::with_capacity(rows.len() * 64);
+    for r in rows {
+        let _ = write!(buf, "{}\t{}\t{}\t", r.index, r.indicator_key, r.period);
+        match &r.value {
+            Some(v) => buf.push_str(v.as_str()),
+            None => buf.push_str("\\N"),
+        }
+        buf.push('\t');
+        buf.push_str(r.status.code());
+        buf.push('\t');
+        copy_escape(&mut buf, &r.comment);
+        buf.push('\t');
+        copy_escape(&mut buf, &r.source);
+        buf.push('\n');
+    }
+    buf.into_bytes()
+}
+
+/// What an import's merge did.
+#[derive(Debug, Clone)]
+pub enum ImportOutcome {
+    /// Nothing was written: these rows repeat an earlier row, (row, earlier row).
+    Duplicates(Vec<(i64, i64)>),
+    /// The request id was used before by this very request: its stored result.
+    Replay(Option<Vec<u8>>),
+    /// The request id was used before by a different request.
+    RequestIdReused,
+    /// Merged (or, with `validate_only`, classified).
+    Merged(Merged),
 }
 
 enum Command {
     Append(Vec<StagedRow>),
-    Duplicates(i64, oneshot::Sender<Result<Vec<(i64, i64)>>>),
-    Merge(
-        &'static str,
-        bool,
-        Option<Claim>,
-        oneshot::Sender<Result<Merged>>,
-    ),
+    Finish(Finish, oneshot::Sender<Result<ImportOutcome>>),
 }
 
-/// A write in progress, driven from a task of its own.
+struct Finish {
+    rows: i64,
+    keys: Vec<i32>,
+    key_rows: Vec<i64>,
+    check_duplicates: bool,
+    validate_only: bool,
+    claim: Option<Claim>,
+}
+
+/// An import in progress: its rows go into a staging table of its own with autocommit
+/// COPYs, from a task that owns one pooled connection, while the caller parses the next
+/// message (the channel holds two chunks, which bounds memory). [`Import::finish`]
+/// merges them in one statement; the staging table is dropped in every case, also when
+/// the caller goes away (the task sees its channel close).
 ///
-/// The transaction and its `COPY`s run in a spawned task that the caller talks to
-/// through a channel. When a client cancels its call, the caller's future is dropped
-/// at an `await` — but the database conversation is never cut in the middle of a
-/// protocol exchange (a half-sent `COPY` would put the pooled connection out of step
-/// with the server): the task finishes the step it is on, sees the channel closed,
-/// rolls the transaction back and returns the connection clean.
-pub struct StagingHandle {
+/// The caller's cancellation never cuts a COPY in the middle of the protocol: the task
+/// finishes the step it is on.
+pub struct Import {
     tx: mpsc::Sender<Command>,
     rows: i64,
+    per_key: HashMap<i32, i64>,
+    seen: Option<HashMap<(i32, Period), i64>>,
+    duplicates: Vec<(i64, i64)>,
 }
 
 fn task_gone() -> Error {
-    Error::internal(anyhow::anyhow!("the staging task ended unexpectedly"))
+    Error::internal(anyhow::anyhow!("the import task ended unexpectedly"))
 }
 
-impl StagingHandle {
-    /// Opens the transaction and its staging table.
-    pub async fn begin(pool: &PgPool) -> Result<Self> {
-        let (tx, mut rx) = mpsc::channel::<Command>(2);
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+impl Import {
+    /// Starts an import (the staging table is created with its first rows).
+    pub fn begin(pool: &PgPool) -> Self {
+        let (tx, rx) = mpsc::channel::<Command>(2);
         let pool = pool.clone();
         // The task does not inherit the call's context: hand it over.
         let call = call::current().unwrap_or_default();
-        tokio::spawn(call::scope(call, async move {
-            let mut staging = match Staging::begin(&pool).await {
-                Ok(s) => {
-                    let _ = ready_tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            // The first failed append; reported by the next command that answers.
-            let mut failed: Option<Error> = None;
-            while let Some(command) = rx.recv().await {
-                match command {
-                    Command::Append(rows) => {
-                        if failed.is_none()
-                            && let Err(e) = staging.append(&rows).await
-                        {
-                            failed = Some(e);
-                        }
-                    }
-                    Command::Duplicates(limit, reply) => {
-                        let _ = reply.send(match failed.take() {
-                            Some(e) => Err(e),
-                            None => staging.duplicates(limit).await,
-                        });
-                    }
-                    Command::Merge(method, validate_only, claim, reply) => {
-                        let _ = reply.send(match failed.take() {
-                            Some(e) => Err(e),
-                            None => staging.merge(method, validate_only, claim).await,
-                        });
-                        return;
-                    }
-                }
-            }
-            // The caller went away without merging: nothing is written.
-            if let Err(e) = staging.tx.rollback().await {
-                tracing::warn!(error = %e, "rollback of an abandoned write failed");
-            }
-        }));
-        ready_rx.await.map_err(|_| task_gone())??;
-        Ok(Self { tx, rows: 0 })
-    }
-
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
-        let (reply, response) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| task_gone())?;
-        response.await.map_err(|_| task_gone())?
+        tokio::spawn(call::scope(call, run_import(pool, rx)));
+        Self {
+            tx,
+            rows: 0,
+            per_key: HashMap::new(),
+            seen: Some(HashMap::new()),
+            duplicates: Vec::new(),
+        }
     }
 
     /// Rows staged so far.
@@ -528,39 +676,360 @@ impl StagingHandle {
         self.rows
     }
 
-    /// Streams `rows` into the staging table with one COPY. Does not wait for the COPY:
-    /// the caller parses the next chunk while PostgreSQL ingests this one (the channel
-    /// holds two chunks, which bounds memory). A failure surfaces at the next
-    /// [`duplicates`](Self::duplicates) or [`merge`](Self::merge).
+    /// Rows that repeat an earlier row (row, earlier row), found so far; once there is
+    /// one, rows are no longer staged (the import is refused).
+    pub fn duplicates(&self) -> &[(i64, i64)] {
+        &self.duplicates
+    }
+
+    /// Stages `rows`. Does not wait for their COPY: a failure surfaces at
+    /// [`finish`](Self::finish).
     pub async fn append(&mut self, rows: Vec<StagedRow>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
+        for r in &rows {
+            *self.per_key.entry(r.indicator_key).or_default() += 1;
+            if let Some(seen) = self.seen.as_mut() {
+                match seen.entry((r.indicator_key, r.period)) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        if self.duplicates.len() < MAX_DUPLICATES {
+                            self.duplicates.push((r.index, *first.get()));
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(r.index);
+                    }
+                }
+            }
+        }
         self.rows += rows.len() as i64;
+        if self
+            .seen
+            .as_ref()
+            .is_some_and(|s| s.len() > DUPLICATES_IN_MEMORY)
+        {
+            self.seen = None;
+        }
+        if !self.duplicates.is_empty() {
+            return Ok(());
+        }
         self.tx
             .send(Command::Append(rows))
             .await
             .map_err(|_| task_gone())
     }
 
-    /// Rows that name the same observation as an earlier row: (index, first index).
-    pub async fn duplicates(&mut self, limit: i64) -> Result<Vec<(i64, i64)>> {
-        self.call(|reply| Command::Duplicates(limit, reply)).await
-    }
-
-    /// Classifies and writes the staged rows, or with `validate_only` only classifies
-    /// them; see [`Staging::merge`].
-    /// With a `claim`, the request id is recorded with the result in the same
-    /// transaction ([`Error::RequestReplayed`] when a concurrent write holds it).
-    pub async fn merge(
-        self,
-        method: &'static str,
-        validate_only: bool,
-        claim: Option<Claim>,
-    ) -> Result<Merged> {
-        self.call(|reply| Command::Merge(method, validate_only, claim, reply))
+    /// Merges the staged rows (or with `validate_only` classifies them). With a
+    /// `claim`, the request id is recorded with the result in the same statement.
+    pub async fn finish(self, validate_only: bool, claim: Option<Claim>) -> Result<ImportOutcome> {
+        if !self.duplicates.is_empty() {
+            return Ok(ImportOutcome::Duplicates(self.duplicates));
+        }
+        let mut keys: Vec<(i32, i64)> = self.per_key.into_iter().collect();
+        keys.sort_unstable();
+        let finish = Finish {
+            rows: self.rows,
+            keys: keys.iter().map(|k| k.0).collect(),
+            key_rows: keys.iter().map(|k| k.1).collect(),
+            check_duplicates: self.seen.is_none(),
+            validate_only,
+            claim,
+        };
+        let (reply, response) = oneshot::channel();
+        self.tx
+            .send(Command::Finish(finish, reply))
             .await
+            .map_err(|_| task_gone())?;
+        response.await.map_err(|_| task_gone())?
     }
+}
+
+/// A fresh staging table name: `import_{unix seconds}_{random hex}`.
+fn staging_table() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{STAGING_SCHEMA}.import_{secs}_{:016x}",
+        rand::random::<u64>()
+    )
+}
+
+async fn run_import(pool: PgPool, mut rx: mpsc::Receiver<Command>) {
+    let mut conn = None;
+    let mut table: Option<String> = None;
+    // The first failure; reported when the caller asks for the result.
+    let mut failed: Option<Error> = None;
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Append(rows) => {
+                if failed.is_some() {
+                    continue;
+                }
+                if let Err(e) = stage(&pool, &mut conn, &mut table, &rows).await {
+                    failed = Some(e);
+                }
+            }
+            Command::Finish(finish, mut reply) => {
+                let result = match failed.take() {
+                    Some(e) => Err(e),
+                    None => {
+                        let name = table.clone();
+                        let merging = merge(&pool, &mut conn, &mut table, finish);
+                        tokio::pin!(merging);
+                        tokio::select! {
+                            r = &mut merging => r,
+                            () = reply.closed() => {
+                                // The caller went away (a client that cancels ends its
+                                // stream, then resets it): the merge rolls back if it
+                                // has not committed yet.
+                                let marked = match &name {
+                                    Some(t) => mark_cancelled(&pool, t).await,
+                                    None => Ok(()),
+                                };
+                                let r = merging.await;
+                                if let (Some(t), Ok(())) = (&name, marked) {
+                                    unmark_cancelled(&pool, t).await;
+                                }
+                                r
+                            }
+                        }
+                    }
+                };
+                drop_staging(&pool, conn.take(), table.take()).await;
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
+    // The caller went away without finishing: nothing is written.
+    drop_staging(&pool, conn.take(), table.take()).await;
+}
+
+async fn stage(
+    pool: &PgPool,
+    conn: &mut Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    table: &mut Option<String>,
+    rows: &[StagedRow],
+) -> Result<()> {
+    if conn.is_none() {
+        *conn = Some(pool.acquire().await?);
+    }
+    let c = conn.as_mut().ok_or_else(task_gone)?;
+    let name = match table {
+        Some(t) => t.clone(),
+        None => {
+            let t = staging_table();
+            // The period's domain is checked here, as the rows stream in, not in the
+            // merge: the merge copies sdmx_period values into an sdmx_period column.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE UNLOGGED TABLE {t} (idx bigint NOT NULL, indicator_key integer NOT NULL, \
+                 period sdmx_period NOT NULL, value numeric, status text NOT NULL, \
+                 comment text NOT NULL, source text NOT NULL) WITH (autovacuum_enabled = off)"
+            )))
+            .execute(&mut **c)
+            .await?;
+            *table = Some(t.clone());
+            t
+        }
+    };
+    let mut copy = c
+        .copy_in_raw(&format!(
+            "COPY {name} (idx, indicator_key, period, value, status, comment, source) FROM STDIN"
+        ))
+        .await?;
+    copy.send(copy_lines(rows)).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+async fn merge(
+    pool: &PgPool,
+    conn: &mut Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    table: &mut Option<String>,
+    f: Finish,
+) -> Result<ImportOutcome> {
+    if conn.is_none() {
+        *conn = Some(pool.acquire().await?);
+    }
+    let c = conn.as_mut().ok_or_else(task_gone)?;
+    let Some(name) = table.clone() else {
+        // No rows: nothing to merge.
+        return Ok(ImportOutcome::Merged(Merged {
+            counts: MergeCounts::default(),
+            commit_time: None,
+        }));
+    };
+    let caller = call::current().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT r_outcome, r_inserted, r_revised, r_unchanged, r_known_from, r_idx, r_first, \
+                r_stored \
+           FROM observations_merge_staged($1::regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                                          $11, $12, $13)",
+    )
+    .bind(&name)
+    .bind(f.rows)
+    .bind(&f.keys)
+    .bind(&f.key_rows)
+    .bind(f.check_duplicates)
+    .bind(f.validate_only)
+    .bind(caller.actor.as_deref())
+    .bind(&caller.method)
+    .bind(&caller.request_id)
+    .bind(f.claim.as_ref().map(|c| c.request_id))
+    .bind(f.claim.as_ref().map(|c| c.method.as_str()))
+    .bind(f.claim.as_ref().map(|c| c.fingerprint.as_slice()))
+    .bind(deadline_ms())
+    .fetch_all(&mut **c)
+    .await
+    .map_err(|e| claim_error(e, f.claim.is_some()))?;
+    let mut duplicates = Vec::new();
+    for r in &rows {
+        let outcome: String = r.try_get("r_outcome")?;
+        match outcome.as_str() {
+            "duplicate" => duplicates.push((r.try_get("r_idx")?, r.try_get("r_first")?)),
+            "replay" => return Ok(ImportOutcome::Replay(r.try_get("r_stored")?)),
+            "reused" => return Ok(ImportOutcome::RequestIdReused),
+            "merged" | "validated" => {
+                return Ok(ImportOutcome::Merged(Merged {
+                    counts: MergeCounts {
+                        inserted: r.try_get("r_inserted")?,
+                        revised: r.try_get("r_revised")?,
+                        unchanged: r.try_get("r_unchanged")?,
+                        deleted: 0,
+                    },
+                    commit_time: r.try_get("r_known_from")?,
+                }));
+            }
+            other => {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "import merge outcome {other:?}"
+                )));
+            }
+        }
+    }
+    if duplicates.is_empty() {
+        return Err(Error::internal(anyhow::anyhow!(
+            "the import merge returned nothing"
+        )));
+    }
+    Ok(ImportOutcome::Duplicates(duplicates))
+}
+
+/// Tells the merge of `table` to roll back if it has not committed yet.
+async fn mark_cancelled(pool: &PgPool, table: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tradewatch_staging.cancelled (staging) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(table)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn unmark_cancelled(pool: &PgPool, table: &str) {
+    if let Err(e) = sqlx::query("DELETE FROM tradewatch_staging.cancelled WHERE staging = $1")
+        .bind(table)
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, table, "could not clear an import's cancellation");
+    }
+}
+
+/// Drops an import's staging table (best effort: a table left behind is dropped by
+/// [`drop_stale_staging`] a day later).
+async fn drop_staging(
+    pool: &PgPool,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    table: Option<String>,
+) {
+    let Some(table) = table else { return };
+    let sql = sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
+    let dropped = match conn {
+        Some(mut c) => sqlx::raw_sql(sql).execute(&mut *c).await,
+        None => sqlx::raw_sql(sql).execute(pool).await,
+    };
+    if let Err(e) = dropped {
+        tracing::warn!(error = %e, table, "could not drop an import's staging table");
+    }
+}
+
+/// Drops the staging tables of imports that started more than a day ago (left behind
+/// by a server that died mid-import); returns how many.
+pub async fn drop_stale_staging(pool: &PgPool) -> Result<u64> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname LIKE 'import\\_%'",
+    )
+    .bind(STAGING_SCHEMA)
+    .fetch_all(pool)
+    .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut dropped = 0;
+    for name in names {
+        let started = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        let old = started.is_none_or(|s| now.saturating_sub(s) > STAGING_MAX_AGE.as_secs());
+        // Only our own names (checked above to be import_{digits}_{hex}) reach the SQL.
+        if old && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {STAGING_SCHEMA}.{name}"
+            )))
+            .execute(pool)
+            .await?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
+// ---------------------------------------------------------------------------------------
+// The stable horizon
+
+/// The stable horizon, and the database's clock: an instant such that every version with a `known_from` at or
+/// before it is committed, and no write in flight or to come can add another one.
+///
+/// A write stamps its versions with the database clock after its transaction got its
+/// id, so its `known_from` is later than the start of its transaction (`xact_start`).
+/// The horizon is therefore the earliest start of a transaction that holds an id in
+/// this database (pg_stat_activity lists them; one still listed has not yet become
+/// visible), or now when there is none, less a microsecond. A transaction that has no
+/// id yet will stamp later than now. Reads cut at the horizon must take their snapshot
+/// after this query: then every version at or before it is in their snapshot.
+///
+/// The service's sessions must be visible in pg_stat_activity (the same role on every
+/// replica, or `pg_read_all_stats`): a writing session whose start is hidden from us
+/// is not waited for.
+pub async fn stable_horizon(pool: &PgPool) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    // statement_timestamp(), not clock_timestamp(): the time the statement arrived,
+    // before pg_stat_activity is read; a writer that gets its id after that read stamps
+    // later still.
+    let (h, now): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT least(statement_timestamp(), min(a.xact_start)) - interval '1 microsecond', \
+                statement_timestamp() \
+           FROM pg_stat_activity a \
+          WHERE a.backend_xid IS NOT NULL AND a.datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((h, now))
+}
+
+/// The latest `known_from` at or before `horizon`, if any (one step down an index).
+pub async fn latest_known_from(
+    pool: &PgPool,
+    horizon: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(known_from) FROM observation_versions WHERE known_from <= $1",
+    )
+    .bind(horizon)
+    .fetch_one(pool)
+    .await?;
+    Ok(t)
 }
 
 /// One stored version of an observation, as read back.
@@ -719,49 +1188,49 @@ pub async fn revisions(
     rows.iter().map(version_from_row).collect()
 }
 
-/// The versions of `keys` (that exist) current at `as_of`, or now when `None`, for a
-/// batch response.
+/// The versions of the named observations (those that exist) current at `as_of`, or
+/// now when `None`, for a replayed batch's response.
 pub async fn current(
     pool: &PgPool,
-    keys: &[(i32, String)],
+    names: &[ObservationName],
     as_of: Option<DateTime<Utc>>,
-) -> Result<HashMap<(i32, String), Version>> {
-    let ks: Vec<i32> = keys.iter().map(|k| k.0).collect();
-    let ps: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+) -> Result<HashMap<ObservationName, Version>> {
+    let ids: Vec<&str> = names.iter().map(|n| n.indicator.as_str()).collect();
+    let periods: Vec<String> = names.iter().map(|n| n.period.to_string()).collect();
     let rows = sqlx::query(concat!(
-        "SELECT v.indicator_key, ",
+        "SELECT ",
         version_columns!(),
-        " FROM unnest($1::integer[], $2::text[]) AS k(indicator_key, period) \
-          JOIN observation_versions v ON v.indicator_key = k.indicator_key AND v.period = k.period \
+        " FROM unnest($1::text[], $2::text[]) AS k(indicator_id, period) \
+          JOIN indicators i ON i.indicator_id = k.indicator_id \
+          JOIN observation_versions v ON v.indicator_key = i.indicator_key AND v.period = k.period \
            AND CASE WHEN $3::timestamptz IS NULL THEN v.known_until IS NULL \
-                    ELSE v.known_from <= $3 AND (v.known_until IS NULL OR v.known_until > $3) END \
-          JOIN indicators i ON i.indicator_key = v.indicator_key"
+                    ELSE v.known_from <= $3 AND (v.known_until IS NULL OR v.known_until > $3) END"
     ))
-    .bind(&ks)
-    .bind(&ps)
+    .bind(&ids)
+    .bind(&periods)
     .bind(as_of)
     .fetch_all(pool)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
-        let key: i32 = r.try_get("indicator_key")?;
         let mut v = version_from_row(&r)?;
         // As it was at `as_of`: not yet superseded.
         if as_of.is_some() && v.known_until > as_of {
             v.known_until = None;
         }
-        out.insert((key, v.name.period.to_string()), v);
+        out.insert(v.name.clone(), v);
     }
     Ok(out)
 }
 
-/// Position in the change feed: after commit `seq`, and within it after
-/// `(indicator_key, period)` when given (else after the whole commit).
+/// Position in the change feed: after every version known before `known_from`, and of
+/// those known at `known_from`, after `(indicator_key, period)` when given (else after
+/// all of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedPosition {
-    /// Commit number.
-    pub seq: i64,
-    /// Last change seen within that commit.
+    /// The instant reached.
+    pub known_from: DateTime<Utc>,
+    /// Last change seen at that instant.
     pub within: Option<(i32, String)>,
 }
 
@@ -787,42 +1256,49 @@ pub struct Change {
     pub version: Version,
 }
 
-/// The number of the latest commit (0 when none).
-pub async fn latest_commit(pool: &PgPool) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM observation_commits")
-        .fetch_one(pool)
-        .await?;
-    Ok(seq.unwrap_or(0))
+/// The instant of commit `seq` of the commit numbering used before migration 0004, to
+/// resume from a cursor handed out then.
+pub async fn commit_time_of(pool: &PgPool, seq: i64) -> Result<Option<DateTime<Utc>>> {
+    let t: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT commit_time FROM observation_commits WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?;
+    Ok(t)
 }
 
-/// Up to `limit` changes after `from`, in commit order, optionally only of the
-/// indicators with the given keys.
+/// Up to `limit` changes after `from` and known at or before `until` (a stable horizon:
+/// nothing can be added before it later), in (known_from, indicator, period) order,
+/// optionally only of the indicators with the given keys.
 pub async fn changes_after(
     pool: &PgPool,
     from: &FeedPosition,
+    until: DateTime<Utc>,
     indicator_keys: Option<&[i32]>,
     limit: i64,
 ) -> Result<Vec<Change>> {
+    // "After all of the instant" is the row comparison's largest tail.
     let (within_key, within_period) = match &from.within {
-        Some((k, p)) => (Some(*k), Some(p.as_str())),
-        None => (None, None),
+        Some((k, p)) => (*k, p.as_str()),
+        None => (i32::MAX, "~"),
     };
     let rows = sqlx::query(concat!(
-        "SELECT v.commit_seq, v.indicator_key, ",
+        "SELECT v.indicator_key, ",
         version_columns!(),
         ", EXISTS (SELECT 1 FROM observation_versions p \
                    WHERE p.indicator_key = v.indicator_key AND p.period = v.period \
                      AND p.known_until = v.known_from AND NOT p.deleted) AS had_previous \
           FROM observation_versions v JOIN indicators i USING (indicator_key) \
-         WHERE v.commit_seq >= $1 \
-           AND (v.commit_seq > $1 OR ($2::integer IS NOT NULL \
-                AND (v.indicator_key, v.period::text) > ($2::integer, $3::text))) \
-           AND ($4::integer[] IS NULL OR v.indicator_key = ANY($4)) \
-         ORDER BY v.commit_seq, v.indicator_key, v.period LIMIT $5"
+         WHERE (v.known_from, v.indicator_key, v.period::text) \
+                 > ($1, $2, $3::text COLLATE \"C\") \
+           AND v.known_from <= $4 \
+           AND ($5::integer[] IS NULL OR v.indicator_key = ANY($5)) \
+         ORDER BY v.known_from, v.indicator_key, v.period LIMIT $6"
     ))
-    .bind(from.seq)
+    .bind(from.known_from)
     .bind(within_key)
     .bind(within_period)
+    .bind(until)
     .bind(indicator_keys)
     .bind(limit)
     .fetch_all(pool)
@@ -840,7 +1316,7 @@ pub async fn changes_after(
             };
             Ok(Change {
                 position: FeedPosition {
-                    seq: r.try_get("commit_seq")?,
+                    known_from: version.known_from,
                     within: Some((r.try_get("indicator_key")?, version.name.period.to_string())),
                 },
                 kind,

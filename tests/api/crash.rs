@@ -247,12 +247,12 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
         assert!(Instant::now() < deadline, "the producer is stuck");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // The server has COPYed rows into its open transaction and waits for more.
+    // The server has COPYed rows into its import's staging table and waits for more.
     wait_for(
         &pool,
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-           AND application_name = 'tradewatch' AND state = 'idle in transaction' \
-           AND query LIKE 'COPY staging%'",
+           AND application_name = 'tradewatch' AND state = 'idle' \
+           AND query LIKE 'COPY tradewatch_staging.%'",
         |n| n == 1,
         "the import never staged its rows",
     )
@@ -309,14 +309,27 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
         .await
         .unwrap();
     assert_eq!(versions, 3);
-    let commits: Vec<(i64, String, i64)> =
-        sqlx::query_as("SELECT seq, method, versions FROM observation_commits ORDER BY seq")
+    // One write, one instant, one audit event.
+    let commits: Vec<(i64, String)> =
+        sqlx::query_as("SELECT count(*), max(method) FROM audit_events WHERE action = 'IMPORT'")
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(commits, vec![(1, "BatchCreateObservations".to_string(), 3)]);
+    assert_eq!(
+        commits,
+        vec![(
+            1,
+            "tradewatch.v1.ObservationService/BatchCreateObservations".to_string()
+        )]
+    );
+    let instants: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT known_from) FROM observation_versions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(instants, 1);
 
-    // The restarted server writes on from there: the next commit is number 2.
+    // The restarted server writes on from there: a second write, later than the first.
     let more = observations
         .batch_create_observations(pb::BatchCreateObservationsRequest {
             request_id: String::new(),
@@ -327,10 +340,12 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
         .unwrap()
         .into_inner();
     assert_eq!(more.inserted, 1);
-    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM observation_commits ORDER BY seq")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(seqs, vec![1, 2]);
+    let per_instant: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM observation_versions GROUP BY known_from ORDER BY known_from",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(per_instant, vec![3, 1]);
     pool.close().await;
 }

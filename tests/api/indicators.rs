@@ -415,8 +415,8 @@ async fn an_indicator_with_observations_is_deleted_only_with_force() {
     // The database guards the same rule on its own (second line of defence): neither
     // an orphan version nor deleting an indicator that still has versions.
     let orphan = sqlx::query(
-        "INSERT INTO observation_versions (indicator_key, period, value, status, known_from, commit_seq) \
-         VALUES (424242, '2020', 1, 'A', now(), 99)",
+        "INSERT INTO observation_versions (indicator_key, period, value, status, known_from) \
+         VALUES (424242, '2020', 1, 'A', now())",
     )
     .execute(&app.pool)
     .await

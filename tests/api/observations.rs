@@ -98,8 +98,13 @@ async fn versions(app: &TestApp) -> i64 {
     count(&app.pool, "SELECT count(*) FROM observation_versions").await
 }
 
+/// Writes that changed something: each stamps its versions with one instant.
 async fn commits(app: &TestApp) -> i64 {
-    count(&app.pool, "SELECT count(*) FROM observation_commits").await
+    count(
+        &app.pool,
+        "SELECT count(DISTINCT known_from) FROM observation_versions",
+    )
+    .await
 }
 
 /// ImportObservations of `rows` in messages of `chunk` rows.
@@ -879,28 +884,50 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
 // ---------------------------------------------------------------------------------------
 // A stream that breaks off
 
-/// Waits until the server's import session has finished a COPY into its staging table
-/// later than `after` (µs since the epoch) and sits idle in its transaction, waiting
-/// for the next message; returns when that happened.
-async fn wait_staged(pool: &sqlx::PgPool, after: i64) -> i64 {
+/// The staging tables of imports in progress (each import streams into one of its own).
+async fn staging_tables(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 'tradewatch_staging.' || relname FROM pg_class \
+          WHERE relnamespace = 'tradewatch_staging'::regnamespace AND relkind = 'r' \
+            AND relname LIKE 'import\\_%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until the server's import has staged `rows` rows in its staging table (COPYs
+/// that committed: the import holds no transaction open between messages).
+async fn wait_staged(pool: &sqlx::PgPool, rows: i64) {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT (extract(epoch FROM state_change) * 1000000)::bigint FROM pg_stat_activity \
-              WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                AND state = 'idle in transaction' AND query LIKE 'COPY staging%'",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if let Some(at) = at.filter(|at| *at > after) {
-            return at;
+        for table in staging_tables(pool).await {
+            let n: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_optional(pool)
+                    .await
+                    .unwrap_or(None);
+            if n == Some(rows) {
+                return;
+            }
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the import did not stage its rows"
+            "the import did not stage {rows} rows"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits up to `patience` until no import's staging table is left; returns those left.
+async fn staging_tables_after(pool: &sqlx::PgPool, patience: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let left = staging_tables(pool).await;
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -956,8 +983,7 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     let rows = fifteen();
     let (tx, call) = start_import(&app);
     // Two messages, each staged by the server before the next is sent.
-    let mut staged = 0;
-    for chunk in rows[..10].chunks(5) {
+    for (i, chunk) in rows[..10].chunks(5).enumerate() {
         tx.send(pb::ImportObservationsRequest {
             request_id: String::new(),
             validate_only: false,
@@ -965,8 +991,12 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
         })
         .await
         .unwrap();
-        staged = wait_staged(&app.pool, staged).await;
+        wait_staged(&app.pool, 5 * (i as i64 + 1)).await;
     }
+    // The staged rows are in a table of the import's own, not in the observations, and
+    // no transaction is open meanwhile (a slow client holds back no one).
+    assert_eq!(open_sessions(&app.pool).await, vec![]);
+    assert_eq!((versions(&app).await, commits(&app).await), (0, 0));
     // The server waits for the third message; the client gives up instead (its call is
     // dropped while the stream is still open).
     call.abort();
@@ -974,6 +1004,10 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     drop(tx);
 
     assert_eq!(open_sessions_after(&app.pool, PATIENCE).await, vec![]);
+    assert_eq!(
+        staging_tables_after(&app.pool, PATIENCE).await,
+        Vec::<String>::new()
+    );
     assert_eq!((versions(&app).await, commits(&app).await), (0, 0));
     assert_eq!(list(&mut app, OFFSHORE, None).await, vec![]);
 
@@ -1006,10 +1040,10 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
         })
         .collect();
     // Inside its COPY, or (on a loaded machine, where a poll can miss a COPY of a few
-    // milliseconds) just after it, with the write's transaction still open.
+    // milliseconds) just after it.
     let copying = "SELECT count(*) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() \
-           AND state IN ('active', 'idle in transaction') AND query LIKE 'COPY staging%'";
+           AND state IN ('active', 'idle') AND query LIKE 'COPY tradewatch_staging.%'";
     // The test's checks use a pool of their own (app.pool is the server's).
     let observer = sqlx::PgPool::connect_with(app.pool.connect_options().as_ref().clone())
         .await
@@ -1048,6 +1082,10 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
         let open = open_sessions_after(&observer, Duration::from_secs(3)).await;
         if !open.is_empty() {
             failures.push(format!("round {round}, still in a transaction: {open:?}"));
+        }
+        let left = staging_tables_after(&observer, Duration::from_secs(3)).await;
+        if !left.is_empty() {
+            failures.push(format!("round {round}, staging tables left: {left:?}"));
         }
         // Every pooled connection is used a few times over.
         for read in 0..30 {
