@@ -36,16 +36,13 @@ ALTER TABLE observation_versions ADD CONSTRAINT observation_versions_key
 CREATE INDEX observation_versions_feed
     ON observation_versions (known_from, indicator_key, period);
 
--- One row per indicator: observation writers lock it (and bump `writes`) for the length
--- of their transaction, which serialises writers of the same indicator and nobody else.
--- A batch write is one statement whose snapshot is taken before it waits for the lock;
--- comparing `writes` as its snapshot saw it with the value it locked tells it whether a
--- writer of the same indicator committed in between (then it retries; see
--- src/store/observations.rs).
+-- One row per indicator: observation writers lock it (FOR UPDATE) for the length of
+-- their transaction, which serialises writers of the same indicator and nobody else. A
+-- row lock, not an advisory lock: an import that writes to 10,000 indicators takes
+-- 10,000 of them, which the lock table would not hold.
 CREATE TABLE observation_heads (
     indicator_key integer PRIMARY KEY
-        REFERENCES indicators (indicator_key) ON DELETE CASCADE,
-    writes        bigint NOT NULL DEFAULT 0
+        REFERENCES indicators (indicator_key) ON DELETE CASCADE
 );
 INSERT INTO observation_heads (indicator_key) SELECT indicator_key FROM indicators;
 
@@ -75,18 +72,231 @@ END $$;
 CREATE TRIGGER observation_heads_without_observations AFTER DELETE ON observation_heads
     FOR EACH ROW EXECUTE FUNCTION observation_heads_without_observations();
 
--- Raised inside a batch write's statement (a plain function call cannot raise): a writer
--- of the same indicator committed after the statement's snapshot was taken, so its
--- classification may be stale; nothing was written and the service retries at once.
-CREATE FUNCTION observations_stale() RETURNS timestamptz
-LANGUAGE plpgsql AS $$
+-- The batch write (BatchCreateObservations, DeleteObservation), one call: see
+-- write_batch in src/store/observations.rs. In order:
+--
+-- 1. resolve the indicator ids (refuse unknown ones and periods of another frequency);
+-- 2. replay a request id already used;
+-- 3. lock the heads of the indicators written to, in key order (this gives the
+--    transaction its id, before anything is stamped: see docs/consistency.md);
+-- 4. with a snapshot taken after the locks (a new statement: in READ COMMITTED each
+--    statement of a function gets one), classify every row against the current version,
+--    close the superseded versions, add the new ones, write one audit event per
+--    indicator, and return each row's outcome;
+-- 5. check the deadline, then claim the request id with the result.
+--
+-- Data-modifying CTEs run in an order PostgreSQL does not promise; where it matters it is
+-- forced through the data: the superseded versions are closed (`closed`) before the new
+-- ones are added (`added` waits for `closed`'s count: the unique key allows one current
+-- version per observation at any moment).
+--
+-- The plans are pinned: generic (planned once per session, not for every call) and made
+-- of index lookups in nested loops (sequential and bitmap scans, hash and merge joins
+-- off). Left to its statistics, the planner picks hash joins over whole tables while they
+-- are small (a new database, or one just truncated) and keeps those plans as the tables
+-- grow, until the next ANALYZE; a batch's rows are each one index lookup away.
+CREATE FUNCTION observations_write_batch(
+    p_ids text[], p_periods text[], p_frequencies text[], p_values text[], p_statuses text[],
+    p_comments text[], p_sources text[], p_deleted boolean[], p_actor text, p_method text,
+    p_request_id text, p_claim uuid, p_claim_method text, p_fingerprint bytea,
+    p_validate_only boolean, p_deadline_ms integer)
+RETURNS TABLE (ord integer, outcome text, value text, status text, comment text, source text,
+               deleted boolean, known_from timestamptz, frequency text, stored bytea)
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_deadline timestamptz := statement_timestamp() + p_deadline_ms * interval '1 millisecond';
+    v_keys     integer[];
+    v_freqs    text[];
+    v_stamp    timestamptz;
+    v_added    bigint;
 BEGIN
-    RAISE EXCEPTION 'a concurrent write to the same indicator committed first'
-        USING ERRCODE = 'TW001';
+    -- Each row's indicator and its frequency, in row order; a write also locks the
+    -- indicators' heads, in key order. p_frequencies are the rows' periods' frequencies.
+    IF p_validate_only THEN
+        SELECT array_agg(i.indicator_key ORDER BY u.ord), array_agg(i.frequency ORDER BY u.ord)
+          INTO v_keys, v_freqs
+          FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+          JOIN indicators i ON i.indicator_id = u.id;
+    ELSE
+        -- The lock also gives the transaction its id, before anything is stamped (see
+        -- docs/consistency.md).
+        SELECT array_agg(x.key ORDER BY x.ord), array_agg(x.freq ORDER BY x.ord)
+          INTO v_keys, v_freqs
+          FROM (SELECT u.ord, h.indicator_key AS key, i.frequency AS freq
+                  FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+                  JOIN indicators i ON i.indicator_id = u.id
+                  JOIN observation_heads h ON h.indicator_key = i.indicator_key
+                 ORDER BY h.indicator_key
+                   FOR UPDATE OF h) x;
+    END IF;
+    IF v_freqs IS DISTINCT FROM p_frequencies THEN
+        -- Unknown indicators, or periods in another frequency: name them, write nothing.
+        RETURN QUERY
+            SELECT u.ord::integer,
+                   CASE WHEN i.indicator_key IS NULL THEN 'unknown_indicator' ELSE 'frequency' END,
+                   NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean,
+                   NULL::timestamptz, i.frequency, NULL::bytea
+              FROM unnest(p_ids, p_frequencies) WITH ORDINALITY AS u(id, freq, ord)
+              LEFT JOIN indicators i ON i.indicator_id = u.id
+             WHERE i.indicator_key IS NULL OR i.frequency <> u.freq
+             ORDER BY u.ord LIMIT 100;
+        RETURN;
+    END IF;
+    IF p_claim IS NOT NULL AND NOT p_validate_only THEN
+        RETURN QUERY
+            SELECT NULL::integer,
+                   CASE WHEN k.method = p_claim_method AND k.fingerprint = p_fingerprint
+                        THEN 'replay' ELSE 'reused' END,
+                   NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean,
+                   NULL::timestamptz, NULL::text, k.response
+              FROM idempotency_keys k WHERE k.request_id = p_claim;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- From here on, new snapshots: every writer of these indicators before this one is
+    -- visible. The stamp: later than the transaction's id (the locks gave it one), later
+    -- than every version known (so that it supersedes what it replaces even if the clock
+    -- stepped back).
+    IF NOT p_validate_only THEN
+        v_stamp := greatest(clock_timestamp(),
+                            (SELECT max(v.known_from) FROM observation_versions v)
+                                + interval '1 microsecond');
+    END IF;
+    -- New observations, the usual rows of a load, are added as they are: the unique key
+    -- refuses the rows that have a current version, which the classification below then
+    -- takes (and there the rows added here have this write's stamp).
+    IF NOT p_validate_only AND NOT (true = ANY(p_deleted)) THEN
+        INSERT INTO observation_versions
+               (indicator_key, period, value, status, comment, source, deleted, known_from)
+        SELECT n.key, n.period::sdmx_period, n.value::numeric, n.status, n.comment, n.source,
+               false, v_stamp
+          FROM unnest(v_keys, p_periods, p_values, p_statuses, p_comments, p_sources)
+               AS n(key, period, value, status, comment, source)
+            ON CONFLICT ON CONSTRAINT observation_versions_key DO NOTHING;
+        GET DIAGNOSTICS v_added = ROW_COUNT;
+        IF v_added = cardinality(p_ids) THEN
+            INSERT INTO audit_events (actor, method, resource, action, request_id, after)
+            SELECT nullif(p_actor, ''), p_method, 'indicators/' || p_ids[min(k.ord)] || '/observations',
+                   'IMPORT', p_request_id,
+                   jsonb_build_object('known_from', v_stamp, 'inserted', count(*), 'revised', 0,
+                                      'deleted', 0, 'unchanged', 0)
+              FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
+             GROUP BY k.key
+             ORDER BY 3;
+            IF clock_timestamp() > v_deadline THEN
+                PERFORM observations_past_deadline();
+            END IF;
+            IF p_claim IS NOT NULL THEN
+                INSERT INTO idempotency_keys (request_id, method, fingerprint, response)
+                VALUES (p_claim, p_claim_method, p_fingerprint, convert_to(jsonb_build_object(
+                    'counts', jsonb_build_object('inserted', v_added, 'revised', 0,
+                                                 'unchanged', 0, 'deleted', 0),
+                    'commit_time_us', (extract(epoch FROM v_stamp) * 1000000)::bigint)::text,
+                    'UTF8'));
+            END IF;
+            RETURN QUERY
+                SELECT u.ord::integer, 'I', p_values[u.ord], p_statuses[u.ord], p_comments[u.ord],
+                       p_sources[u.ord], false, v_stamp, NULL::text, NULL::bytea
+                  FROM generate_subscripts(p_ids, 1) AS u(ord);
+            RETURN;
+        END IF;
+    END IF;
+    -- Everything else: each row against the current version. J: added just above.
+    RETURN QUERY
+    WITH stamp AS MATERIALIZED (
+        SELECT v_stamp AS t WHERE NOT p_validate_only),
+    cur AS MATERIALIZED (
+        SELECT n.ord, n.key, n.period::sdmx_period AS period, n.value::numeric AS value,
+               n.status, n.comment, n.source, n.deleted, v.ctid AS v_ctid, v.value AS v_value,
+               v.known_from AS v_known_from,
+               CASE WHEN v.indicator_key IS NULL THEN CASE WHEN n.deleted THEN 'N' ELSE 'I' END
+                    WHEN v.known_from = v_stamp THEN 'J'
+                    WHEN v.deleted THEN CASE WHEN n.deleted THEN 'N' ELSE 'X' END
+                    WHEN n.deleted THEN 'D'
+                    WHEN v.value IS NOT DISTINCT FROM n.value::numeric AND v.status = n.status
+                         AND v.comment = n.comment AND v.source = n.source THEN 'U'
+                    ELSE 'R' END AS action
+          FROM unnest(v_keys, p_periods, p_values, p_statuses, p_comments, p_sources, p_deleted)
+               WITH ORDINALITY AS n(key, period, value, status, comment, source, deleted, ord)
+          -- One index lookup per row (OFFSET 0 keeps it a lookup, not a join the planner
+          -- may turn into a scan).
+          LEFT JOIN LATERAL (
+              SELECT v.ctid, v.indicator_key, v.value, v.status, v.comment, v.source,
+                     v.deleted, v.known_from
+                FROM observation_versions v
+               WHERE v.indicator_key = n.key AND v.period = n.period::sdmx_period
+                 AND v.known_until IS NULL
+              OFFSET 0) v ON true),
+    go AS MATERIALIZED (
+        SELECT EXISTS (SELECT 1 FROM stamp)
+               AND count(*) FILTER (WHERE action IN ('I', 'J', 'X', 'R', 'D')) > 0
+               AND count(*) FILTER (WHERE action = 'N') = 0 AS ok
+          FROM cur),
+    closed AS (
+        UPDATE observation_versions v SET known_until = s.t
+          FROM cur c, stamp s
+         WHERE (SELECT ok FROM go) AND c.action IN ('R', 'X', 'D') AND v.ctid = c.v_ctid
+        RETURNING 1),
+    added AS (
+        INSERT INTO observation_versions
+               (indicator_key, period, value, status, comment, source, deleted, known_from)
+        SELECT c.key, c.period, c.value, c.status, c.comment, c.source, c.deleted, s.t
+          FROM cur c, stamp s
+         WHERE (SELECT ok FROM go) AND c.action IN ('I', 'X', 'R', 'D')
+           AND (SELECT count(*) FROM closed) >= 0
+        RETURNING 1),
+    audit AS (
+        INSERT INTO audit_events (actor, method, resource, action, request_id, after)
+        SELECT nullif(p_actor, ''), p_method, 'indicators/' || p_ids[min(c.ord)] || '/observations',
+               'IMPORT', p_request_id,
+               jsonb_build_object('known_from', (SELECT t FROM stamp),
+                   'inserted', count(*) FILTER (WHERE c.action IN ('I', 'J', 'X')),
+                   'revised', count(*) FILTER (WHERE c.action = 'R'),
+                   'deleted', count(*) FILTER (WHERE c.action = 'D'),
+                   'unchanged', count(*) FILTER (WHERE c.action = 'U'))
+          FROM cur c
+         WHERE (SELECT ok FROM go) AND (SELECT count(*) FROM added) >= 0
+         GROUP BY c.key
+         ORDER BY 3
+        RETURNING 1),
+    claim AS (
+        INSERT INTO idempotency_keys (request_id, method, fingerprint, response)
+        SELECT p_claim, p_claim_method, p_fingerprint, convert_to(jsonb_build_object(
+                   'counts', jsonb_build_object(
+                       'inserted', count(*) FILTER (WHERE c.action IN ('I', 'J', 'X')),
+                       'revised', count(*) FILTER (WHERE c.action = 'R'),
+                       'unchanged', count(*) FILTER (WHERE c.action = 'U'),
+                       'deleted', count(*) FILTER (WHERE c.action = 'D')),
+                   'commit_time_us',
+                   CASE WHEN (SELECT ok FROM go)
+                        THEN (SELECT (extract(epoch FROM t) * 1000000)::bigint FROM stamp) END)::text,
+                   'UTF8')
+          FROM cur c
+         WHERE p_claim IS NOT NULL AND NOT p_validate_only AND (SELECT count(*) FROM audit) >= 0
+        HAVING count(*) > 0 AND count(*) FILTER (WHERE c.action = 'N') = 0
+        RETURNING 1)
+    SELECT c.ord::integer, c.action,
+           CASE WHEN c.action = 'U' THEN c.v_value ELSE c.value END::text,
+           c.status, c.comment, c.source, c.deleted,
+           CASE WHEN c.action = 'U' THEN c.v_known_from ELSE (SELECT t FROM stamp) END,
+           NULL::text, NULL::bytea
+      FROM cur c
+     WHERE (SELECT count(*) FROM claim) >= 0
+       -- Last, the deadline: a write past it rolls back (TW002) instead of committing.
+       AND (p_validate_only OR clock_timestamp() <= v_deadline OR observations_past_deadline());
 END $$;
 
 -- Raised by a write that reaches its deadline before it commits: it rolls back, so that
--- DEADLINE_EXCEEDED from the service means nothing was written.
+-- DEADLINE_EXCEEDED from the service means nothing was written (a plain expression
+-- cannot raise).
 CREATE FUNCTION observations_past_deadline() RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -188,7 +398,6 @@ BEGIN
         greatest(1, ceil(extract(epoch FROM v_deadline - clock_timestamp()) * 1000))::bigint::text, true);
     PERFORM 1 FROM observation_heads WHERE indicator_key = ANY(p_keys)
       ORDER BY indicator_key FOR UPDATE;
-    UPDATE observation_heads SET writes = writes + 1 WHERE indicator_key = ANY(p_keys);
     GET DIAGNOSTICS v_locked = ROW_COUNT;
     IF v_locked <> cardinality(p_keys) THEN
         RAISE EXCEPTION 'an indicator of the import was deleted meanwhile'

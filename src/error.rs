@@ -164,10 +164,8 @@ fn classify_sqlx(e: sqlx::Error) -> Error {
                     ),
                     subjects: vec![],
                 },
-                // serialization_failure, deadlock_detected, and TW001: a writer of the
-                // same indicator committed under a batch write more often than it retries
-                // (src/store/observations.rs)
-                "40001" | "40P01" | "TW001" => Error::Conflict,
+                // serialization_failure, deadlock_detected
+                "40001" | "40P01" => Error::Conflict,
                 // query_canceled (statement_timeout), lock_not_available (lock_timeout),
                 // and TW002: a write reached its deadline before it could commit (it
                 // rolled back; migrations/0004_concurrent_writes.sql)

@@ -104,6 +104,7 @@ pub async fn serve(
     let grace = options.grace;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let monitor = tokio::spawn(monitor_database(ctx.pool.clone(), health_reporter));
+    let statistics = tokio::spawn(keep_statistics(ctx.pool.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -188,7 +189,24 @@ pub async fn serve(
         }
     };
     monitor.abort();
+    statistics.abort();
     result
+}
+
+/// Keeps the statistics of the observation versions current while they grow fast (see
+/// [`store::observations::refresh_statistics`]): checked every 10 s.
+async fn keep_statistics(pool: PgPool) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        match store::observations::refresh_statistics(&pool).await {
+            Ok(true) => tracing::debug!("observation_versions analyzed"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "could not check the statistics of observation_versions")
+            }
+        }
+    }
 }
 
 /// Reports SERVING while the database answers and NOT_SERVING while it does not, for

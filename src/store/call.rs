@@ -41,6 +41,24 @@ tokio::task_local! {
     static CALL: CallContext;
 }
 
+/// How much earlier than the call's deadline the database gives up on its work: the
+/// refusal then reaches the client before its own timer ends the call, and a write that
+/// commits just before its deadline still has time to answer.
+pub const DATABASE_MARGIN: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl CallContext {
+    /// Milliseconds the database may spend on this call's work (at least 1), or `None`
+    /// when the call has no deadline.
+    pub fn database_ms(&self) -> Option<i64> {
+        self.deadline.map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .saturating_sub(DATABASE_MARGIN)
+                .as_millis()
+                .clamp(1, i64::MAX as u128) as i64
+        })
+    }
+}
+
 /// Runs `f` as the call described by `ctx`.
 pub async fn scope<F: Future>(ctx: CallContext, f: F) -> F::Output {
     CALL.scope(ctx, f).await

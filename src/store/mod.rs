@@ -134,12 +134,8 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
             .bind(claim_id)
             .bind(fingerprint)
             .bind(claim_method)
-            .bind(call.deadline.map(|d| {
-                // Milliseconds left, at least 1 (0 would mean no timeout).
-                d.saturating_duration_since(std::time::Instant::now())
-                    .as_millis()
-                    .clamp(1, i64::MAX as u128) as i64
-            }))
+            // Milliseconds left, at least 1 (0 would mean no timeout).
+            .bind(call.database_ms())
             .execute(&mut *tx)
             .await
             .map_err(|e| {

@@ -8,15 +8,13 @@
 //! took effect. Two shapes of write:
 //!
 //! - a batch (BatchCreateObservations, DeleteObservation: at most 10,000 rows) is one
-//!   statement, [`BATCH_SQL`], with the rows as arrays: it resolves the indicators,
-//!   refuses unknown ones and periods of another frequency, replays a request id, takes
-//!   the indicators' locks, classifies every row against the current versions, closes
-//!   the superseded versions, appends the new ones, writes one audit event per
-//!   indicator and the request id's claim, and commits: one round trip, no temporary
-//!   table. Its snapshot is taken before it waits for a lock; when a writer of the same
-//!   indicator committed in between, the statement notices (the head's `writes`
-//!   counter moved past what its snapshot saw) and fails with TW001 before anything is
-//!   written, and [`write_batch`] runs it again;
+//!   call of `observations_write_batch()` ([`BATCH_SQL`]), with the rows as arrays: it
+//!   resolves the indicators, refuses unknown ones and periods of another frequency,
+//!   replays a request id, takes the indicators' locks, and then, in a statement whose
+//!   snapshot is taken after the locks, classifies every row against the current
+//!   versions, closes the superseded versions, appends the new ones, writes one audit
+//!   event per indicator and the request id's claim, checks the deadline and commits:
+//!   one round trip, no temporary table;
 //! - an import ([`Import`]) streams its rows with autocommit COPYs into a staging table
 //!   of its own while the client sends them, so that no transaction stays open for as
 //!   long as a client takes to upload, then merges them with
@@ -28,7 +26,7 @@
 //! (known_from, indicator, period) order up to it.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row as _};
@@ -131,18 +129,14 @@ impl Merged {
     }
 }
 
-/// Milliseconds the current call has left before its deadline, for the writes' own
-/// deadline checks (a day when the call has none).
+/// Milliseconds the current call leaves the database before its deadline, for the
+/// writes' own deadline checks (a day when the call has none).
 fn deadline_ms() -> i32 {
-    const NONE: i32 = 86_400_000;
+    const NONE: i64 = 86_400_000;
     call::current()
-        .and_then(|c| c.deadline)
-        .map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .as_millis()
-                .clamp(1, NONE as u128) as i32
-        })
+        .and_then(|c| c.database_ms())
         .unwrap_or(NONE)
+        .clamp(1, NONE) as i32
 }
 
 /// The SQLSTATE of a database error, if it is one.
@@ -221,139 +215,19 @@ pub enum BatchOutcome {
     },
 }
 
-/// The batch write, one statement (see the module docs). Parameters: the rows as arrays
-/// ($1 indicator ids, $2 periods, $3 values, $4 statuses, $5 comments, $6 sources,
-/// $7 deletions), the audit's caller ($8 key, $9 method, $10 request id), the request
-/// id's claim ($11 id, $12 method, $13 fingerprint), $14 validate_only and $15 the
-/// milliseconds left before the deadline.
-///
-/// Data-modifying CTEs run in an order PostgreSQL does not promise; where the order
-/// matters it is forced through the data: the head locks (`bumped`) before the stamp
-/// (`stamp` reads them), the closing of superseded versions (`closed`) before the new
-/// ones are added (`added` waits for `closed`'s count: the unique index allows one
-/// current version per observation at any moment), and the deadline check after
-/// everything (the final SELECT waits for `claim` and `audit`).
-pub const BATCH_SQL: &str = r#"
-WITH
-input AS (
-    SELECT u.ord, i.indicator_key AS key, i.frequency, u.period, u.value, u.status,
-           u.comment, u.source, u.deleted
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                  $7::boolean[]) WITH ORDINALITY AS u(id, period, value, status, comment,
-                                                       source, deleted, ord)
-      LEFT JOIN indicators i ON i.indicator_id = u.id),
-problems AS MATERIALIZED (
-    SELECT n.ord, CASE WHEN n.key IS NULL THEN 'unknown_indicator' ELSE 'frequency' END AS outcome,
-           n.frequency
-      FROM input n
-     WHERE n.key IS NULL
-        OR n.frequency <> CASE WHEN length(n.period) = 4 THEN 'A' ELSE substr(n.period, 6, 1) END
-     ORDER BY n.ord LIMIT 100),
-claimed AS MATERIALIZED (
-    SELECT CASE WHEN k.method = $12 AND k.fingerprint = $13 THEN 'replay' ELSE 'reused' END
-               AS outcome, k.response
-      FROM idempotency_keys k
-     WHERE k.request_id = $11 AND NOT $14),
-cur AS MATERIALIZED (
-    SELECT n.ord, n.key, n.period::sdmx_period AS period, n.value::numeric AS value, n.status,
-           n.comment, n.source, n.deleted, v.value AS v_value, v.known_from AS v_known_from,
-           CASE WHEN v.indicator_key IS NULL THEN CASE WHEN n.deleted THEN 'N' ELSE 'I' END
-                WHEN v.deleted THEN CASE WHEN n.deleted THEN 'N' ELSE 'X' END
-                WHEN n.deleted THEN 'D'
-                WHEN v.value IS NOT DISTINCT FROM n.value::numeric AND v.status = n.status
-                     AND v.comment = n.comment AND v.source = n.source THEN 'U'
-                ELSE 'R' END AS action
-      FROM input n
-      LEFT JOIN observation_versions v
-        ON v.indicator_key = n.key AND v.period = n.period AND v.known_until IS NULL
-     WHERE NOT EXISTS (SELECT 1 FROM problems) AND NOT EXISTS (SELECT 1 FROM claimed)),
-go AS MATERIALIZED (
-    SELECT NOT $14 AND count(*) FILTER (WHERE action IN ('I', 'X', 'R', 'D')) > 0
-           AND count(*) FILTER (WHERE action = 'N') = 0 AS ok
-      FROM cur),
-seen AS MATERIALIZED (
-    SELECT h.indicator_key, h.writes
-      FROM observation_heads h
-     WHERE h.indicator_key IN (SELECT key FROM cur) AND (SELECT ok FROM go)),
-bumped AS (
-    UPDATE observation_heads h SET writes = h.writes + 1
-      FROM (SELECT DISTINCT key FROM cur ORDER BY key) k
-     WHERE h.indicator_key = k.key AND (SELECT ok FROM go)
-    RETURNING h.indicator_key, h.writes),
-stamp AS MATERIALIZED (
-    SELECT CASE WHEN count(*) = (SELECT count(DISTINCT key) FROM cur)
-                     AND (SELECT count(*) FROM seen) = (SELECT count(DISTINCT key) FROM cur)
-                     AND bool_and(b.writes = s.writes + 1)
-                THEN greatest(clock_timestamp(),
-                              (SELECT max(known_from) FROM observation_versions)
-                                  + interval '1 microsecond')
-                ELSE observations_stale() END AS t
-      FROM bumped b JOIN seen s USING (indicator_key)
-    HAVING (SELECT ok FROM go)),
-closed AS (
-    UPDATE observation_versions v SET known_until = s.t
-      FROM cur c, stamp s
-     WHERE c.action IN ('R', 'X', 'D') AND v.indicator_key = c.key AND v.period = c.period
-       AND v.known_until IS NULL
-    RETURNING 1),
-added AS (
-    INSERT INTO observation_versions
-           (indicator_key, period, value, status, comment, source, deleted, known_from)
-    SELECT c.key, c.period, c.value, c.status, c.comment, c.source, c.deleted, s.t
-      FROM cur c, stamp s
-     WHERE c.action IN ('I', 'X', 'R', 'D') AND (SELECT count(*) FROM closed) >= 0
-    RETURNING 1),
-audit AS (
-    INSERT INTO audit_events (actor, method, resource, action, request_id, after)
-    SELECT nullif($8, ''), $9, 'indicators/' || i.indicator_id || '/observations', 'IMPORT', $10,
-           jsonb_build_object('known_from', s.t,
-               'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')),
-               'revised', count(*) FILTER (WHERE c.action = 'R'),
-               'deleted', count(*) FILTER (WHERE c.action = 'D'),
-               'unchanged', count(*) FILTER (WHERE c.action = 'U'))
-      FROM cur c JOIN indicators i ON i.indicator_key = c.key, stamp s
-     WHERE (SELECT count(*) FROM added) > 0
-     GROUP BY i.indicator_id, s.t
-     ORDER BY i.indicator_id
-    RETURNING 1),
-claim AS (
-    INSERT INTO idempotency_keys (request_id, method, fingerprint, response)
-    SELECT $11, $12, $13, convert_to(jsonb_build_object(
-               'counts', jsonb_build_object(
-                   'inserted', count(*) FILTER (WHERE c.action IN ('I', 'X')),
-                   'revised', count(*) FILTER (WHERE c.action = 'R'),
-                   'unchanged', count(*) FILTER (WHERE c.action = 'U'),
-                   'deleted', count(*) FILTER (WHERE c.action = 'D')),
-               'commit_time_us',
-               (SELECT (extract(epoch FROM t) * 1000000)::bigint FROM stamp))::text, 'UTF8')
-      FROM cur c
-     WHERE $11::uuid IS NOT NULL AND NOT $14 AND (SELECT count(*) FROM audit) >= 0
-    HAVING count(*) > 0 AND count(*) FILTER (WHERE c.action = 'N') = 0
-    RETURNING 1)
-SELECT p.ord::integer AS ord, p.outcome, NULL::text AS value, NULL::text AS status,
-       NULL::text AS comment, NULL::text AS source, NULL::boolean AS deleted,
-       NULL::timestamptz AS known_from, p.frequency, NULL::bytea AS stored
-  FROM problems p
-UNION ALL
-SELECT NULL, k.outcome, NULL, NULL, NULL, NULL, NULL, NULL, NULL, k.response
-  FROM claimed k
-UNION ALL
-SELECT c.ord::integer, c.action,
-       CASE WHEN c.action = 'U' THEN c.v_value ELSE c.value END::text,
-       c.status, c.comment, c.source, c.deleted,
-       CASE WHEN c.action = 'U' THEN c.v_known_from ELSE (SELECT t FROM stamp) END,
-       NULL, NULL
-  FROM cur c
- WHERE (SELECT count(*) FROM claim) >= 0
-   AND (NOT (SELECT ok FROM go)
-        OR clock_timestamp() <= statement_timestamp() + $15 * interval '1 millisecond'
-        OR observations_past_deadline())
-"#;
+/// The batch write: one call of `observations_write_batch()` (see
+/// migrations/0004_concurrent_writes.sql) with the rows as arrays: the indicator ids, the
+/// periods and their frequencies, values, statuses, comments, sources and deletions, then
+/// the audit's caller
+/// (key, method, request id), the request id's claim (id, method, fingerprint),
+/// validate_only and the milliseconds left before the deadline.
+pub const BATCH_SQL: &str = "SELECT ord, outcome, value, status, comment, source, deleted, known_from, \
+    frequency, stored FROM observations_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+    $11, $12, $13, $14, $15, $16)";
 
-/// How often a batch write is run again after a writer of the same indicator committed
-/// under it (TW001) or a deadlock (two batches locking shared indicators in different
-/// orders), before the call fails with ABORTED.
-const MAX_ATTEMPTS: u32 = 50;
+/// How often a batch write is run again after PostgreSQL found a deadlock. Writers take
+/// their locks in key order, so there should be none; a retry is the cheap insurance.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// Writes a batch (see [`BATCH_SQL`]), or with `validate_only` only classifies it.
 /// With a `claim`, the request id is recorded with the result in the same statement
@@ -385,6 +259,7 @@ async fn write_batch_now(
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
     let mut periods = Vec::with_capacity(n);
+    let mut frequencies = Vec::with_capacity(n);
     let mut values = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
     let mut comments = Vec::with_capacity(n);
@@ -393,6 +268,7 @@ async fn write_batch_now(
     for r in rows {
         ids.push(r.name.indicator.as_str());
         periods.push(r.name.period.to_string());
+        frequencies.push(r.name.period.frequency().code());
         values.push(r.value.as_ref().map(Decimal::as_str));
         statuses.push(r.status.code());
         comments.push(r.comment.as_str());
@@ -406,6 +282,7 @@ async fn write_batch_now(
         let run = sqlx::query(BATCH_SQL)
             .bind(&ids)
             .bind(&periods)
+            .bind(&frequencies)
             .bind(&values)
             .bind(&statuses)
             .bind(&comments)
@@ -422,23 +299,16 @@ async fn write_batch_now(
             .fetch_all(pool)
             .await;
         match run {
-            Err(e)
-                if attempt < MAX_ATTEMPTS
-                    && matches!(sqlstate(&e).as_deref(), Some("TW001" | "40P01")) =>
-            {
-                // The writer that got in first has committed: the next snapshot sees
-                // it. Back off a little once contention persists.
-                if attempt > 2 {
-                    let ms = rand::random_range(0..attempt.min(20) as u64);
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                }
+            Err(e) if attempt < MAX_ATTEMPTS && sqlstate(&e).as_deref() == Some("40P01") => {
+                let ms = rand::random_range(0..10 * u64::from(attempt));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             other => break other,
         }
     };
     let result = result.map_err(|e| claim_error(e, claim.is_some()))?;
     if attempt > 1 {
-        tracing::debug!(attempt, "batch write ran again after a concurrent write");
+        tracing::warn!(attempt, "batch write ran again after a deadlock");
     }
     batch_outcome(rows, &result, validate_only)
 }
@@ -477,7 +347,7 @@ fn batch_outcome(
             "N" => refused.push(Refusal::NothingToDelete(index)),
             action => {
                 match action {
-                    "I" | "X" => counts.inserted += 1,
+                    "I" | "J" | "X" => counts.inserted += 1,
                     "R" => counts.revised += 1,
                     "D" => counts.deleted += 1,
                     "U" => counts.unchanged += 1,
@@ -984,6 +854,29 @@ pub async fn drop_stale_staging(pool: &PgPool) -> Result<u64> {
         }
     }
     Ok(dropped)
+}
+
+/// Analyzes `observation_versions` when its statistics lag far behind its contents;
+/// true when it did. The write functions' plans are pinned to index lookups, but the
+/// other statements (reads, the import merge) are planned from the statistics, and
+/// autovacuum refreshes them at most once per `autovacuum_naptime` (a minute by
+/// default): a bulk load into a new database would meanwhile be planned as if the table
+/// were empty. PostgreSQL re-plans cached statements after an ANALYZE.
+pub async fn refresh_statistics(pool: &PgPool) -> Result<bool> {
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT s.n_mod_since_analyze > greatest(1000, 0.2 * greatest(c.reltuples, 0)) \
+           FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+          WHERE s.relid = 'observation_versions'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if stale != Some(true) {
+        return Ok(false);
+    }
+    sqlx::query("ANALYZE observation_versions")
+        .execute(pool)
+        .await?;
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------------------
