@@ -216,8 +216,7 @@ async fn run_with(
     }
 }
 
-/// Hourly (and at start): forgets request ids past their retention, and drops the
-/// staging tables of imports left behind by a server that died mid-import.
+/// Forgets request ids past their retention, hourly.
 async fn purge_request_ids(pool: sqlx::PgPool) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -226,11 +225,6 @@ async fn purge_request_ids(pool: sqlx::PgPool) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "expired request ids removed"),
             Err(e) => tracing::warn!(error = %e, "could not remove expired request ids"),
-        }
-        match store::observations::drop_stale_staging(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(dropped = n, "staging tables of abandoned imports dropped"),
-            Err(e) => tracing::warn!(error = %e, "could not drop abandoned staging tables"),
         }
     }
 }

@@ -777,13 +777,14 @@ impl ObservationService for ObservationApi {
             return Ok(Response::new(import_response(&merged, false)));
         }
         let _turn = self.ctx.writer_turn().await?;
-        let mut import = store::Import::begin(&self.ctx.pool);
+        let mut import = store::Import::begin(&self.ctx.pool, validate_first);
         let mut resolver = Resolver::new();
         let mut errors = Vec::new();
         let mut next: i64 = 0;
         let validate_only = validate_first;
         // An error from the stream (the client cancelled, the connection broke) returns
-        // here: the import is dropped with its staging table, so nothing is written.
+        // here: the import is dropped and its transaction rolls back, so nothing is
+        // written.
         while let Some(message) = match first.take() {
             Some(m) => Some(m),
             None => stream.message().await?,
@@ -829,15 +830,11 @@ impl ObservationService for ObservationApi {
                 method: METHOD.to_owned(),
                 fingerprint,
             });
-        let merged = match import.finish(validate_only, claim).await {
+        let merged = match import.finish(claim).await {
             Ok(ImportOutcome::Merged(merged)) => merged,
             Ok(ImportOutcome::Duplicates(dups)) => {
                 return Err(refuse_duplicates(dups, "observations"));
             }
-            Ok(ImportOutcome::RequestIdReused) => {
-                return Err(idempotency::reused("request_id", request_id).into());
-            }
-            Ok(ImportOutcome::Replay(stored)) => replayed(stored)?,
             Err(Error::RequestReplayed) => {
                 replay_after_race(
                     &self.ctx,

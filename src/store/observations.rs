@@ -15,10 +15,9 @@
 //!   versions, closes the superseded versions, appends the new ones, writes one audit
 //!   event per indicator and the request id's claim, checks the deadline and commits:
 //!   one round trip, no temporary table;
-//! - an import ([`Import`]) streams its rows with autocommit COPYs into a staging table
-//!   of its own while the client sends them, so that no transaction stays open for as
-//!   long as a client takes to upload, then merges them with
-//!   `observations_merge_staged()` in one statement.
+//! - an import ([`Import`]) is one transaction that writes each message's rows as the
+//!   client sends the next (`observations_import_chunk()`), all stamped with one instant
+//!   taken when it began.
 //!
 //! Readers cut what they read at a stable horizon ([`stable_horizon`]): an instant
 //! before which no write still in flight can add a version. `as_of` reads of recent
@@ -29,7 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row as _};
+use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::begin;
@@ -429,19 +428,140 @@ pub struct StagedRow {
     pub source: String,
 }
 
-/// Up to this many rows, an import finds its duplicates itself as the rows arrive
-/// (about 24 bytes of memory a row); beyond, the merge finds them in the database (one
-/// more pass over the staged rows) and the memory is given back.
+/// Up to this many rows, an import finds its duplicates itself as the rows arrive, and
+/// names the earlier row (about 24 bytes of memory a row); beyond, the memory is given
+/// back and the database refuses a repeated observation without naming the earlier row.
 pub const DUPLICATES_IN_MEMORY: usize = 4_000_000;
 
 /// Most duplicates an import reports.
 const MAX_DUPLICATES: usize = 100;
 
-/// Schema of the imports' staging tables (see migrations/0004_concurrent_writes.sql).
-const STAGING_SCHEMA: &str = "tradewatch_staging";
+/// What an import did.
+#[derive(Debug, Clone)]
+pub enum ImportOutcome {
+    /// Nothing was written: these rows repeat an earlier row, (row, earlier row).
+    Duplicates(Vec<(i64, i64)>),
+    /// Written (or, with `validate_only`, classified).
+    Merged(Merged),
+}
 
-/// Staging tables older than this are left over from a server that died mid-import.
-const STAGING_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+enum Command {
+    Append(Vec<StagedRow>),
+    Finish(Option<Claim>, oneshot::Sender<Result<ImportOutcome>>),
+}
+
+/// An import in progress, one transaction from its first rows to its end.
+///
+/// The import stamps all its versions with one instant, taken when its first rows
+/// arrive, and writes each message's rows straight into observation_versions as the
+/// client sends the next one (`observations_import_chunk()`, from a task that owns the
+/// transaction; the channel holds two messages, which bounds memory): no staging and no
+/// merge at the end, so an import costs about what its inserts cost. It locks the
+/// indicators' heads as its messages reach them, and holds them to its end: writers of
+/// those indicators wait for it; so do `as_of` reads of instants after it began, and the
+/// change feed (see docs/consistency.md). [`Import::finish`] writes the audit events and
+/// the request id's claim, and commits. If the caller goes away before (or while) it
+/// finishes, the transaction rolls back and nothing is written.
+///
+/// The caller's cancellation never cuts a statement in the middle of the protocol: the
+/// task finishes the step it is on.
+pub struct Import {
+    tx: mpsc::Sender<Command>,
+    rows: i64,
+    seen: Option<HashMap<(i32, Period), i64>>,
+    duplicates: Vec<(i64, i64)>,
+}
+
+fn task_gone() -> Error {
+    Error::internal(anyhow::anyhow!("the import task ended unexpectedly"))
+}
+
+impl Import {
+    /// Starts an import (its transaction begins with its first rows). With
+    /// `validate_only`, the rows are classified and nothing is written or locked.
+    pub fn begin(pool: &PgPool, validate_only: bool) -> Self {
+        let (tx, rx) = mpsc::channel::<Command>(2);
+        let pool = pool.clone();
+        // The task does not inherit the call's context: hand it over.
+        let call = call::current().unwrap_or_default();
+        tokio::spawn(call::scope(call, run_import(pool, rx, validate_only)));
+        Self {
+            tx,
+            rows: 0,
+            seen: Some(HashMap::new()),
+            duplicates: Vec::new(),
+        }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> i64 {
+        self.rows
+    }
+
+    /// Rows that repeat an earlier row (row, earlier row), found so far; once there is
+    /// one, rows are no longer written (the import is refused).
+    pub fn duplicates(&self) -> &[(i64, i64)] {
+        &self.duplicates
+    }
+
+    /// Writes `rows`. Does not wait for them to be written: a failure surfaces at
+    /// [`finish`](Self::finish).
+    pub async fn append(&mut self, rows: Vec<StagedRow>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(seen) = self.seen.as_mut() {
+            for r in &rows {
+                match seen.entry((r.indicator_key, r.period)) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        if self.duplicates.len() < MAX_DUPLICATES {
+                            self.duplicates.push((r.index, *first.get()));
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(r.index);
+                    }
+                }
+            }
+            if seen.len() > DUPLICATES_IN_MEMORY {
+                self.seen = None;
+            }
+        }
+        self.rows += rows.len() as i64;
+        if !self.duplicates.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Command::Append(rows))
+            .await
+            .map_err(|_| task_gone())
+    }
+
+    /// Ends the import: writes its audit events and, with a `claim`, records the request
+    /// id with the result, and commits (with `validate_only`, reports the counts).
+    pub async fn finish(self, claim: Option<Claim>) -> Result<ImportOutcome> {
+        if !self.duplicates.is_empty() {
+            return Ok(ImportOutcome::Duplicates(self.duplicates));
+        }
+        let (reply, response) = oneshot::channel();
+        self.tx
+            .send(Command::Finish(claim, reply))
+            .await
+            .map_err(|_| task_gone())?;
+        response.await.map_err(|_| task_gone())?
+    }
+}
+
+/// An import's transaction, once its first rows arrived.
+struct Written {
+    tx: Transaction<'static, Postgres>,
+    stamp: Option<DateTime<Utc>>,
+    /// Per indicator: inserted, revised, unchanged.
+    counts: HashMap<i32, [i64; 3]>,
+    /// The indicators reached so far (their heads are locked), and whether each had no
+    /// observation then: the import's rows for those are all new and go in with COPY.
+    reached: HashMap<i32, bool>,
+}
 
 /// Appends `s` to a COPY text-format field, escaping what COPY would interpret.
 fn copy_escape(out: &mut String, s: &str) {
@@ -456,12 +576,13 @@ fn copy_escape(out: &mut String, s: &str) {
     }
 }
 
-/// The COPY text format of `rows`.
-fn copy_lines(rows: &[StagedRow]) -> Vec<u8> {
+/// The COPY text format of `rows` as new current versions known from `stamp`
+/// (`indicator_key, period, value, status, comment, source, deleted, known_from`).
+fn copy_lines(rows: &[&StagedRow], stamp: &str) -> Vec<u8> {
     use std::fmt::Write as _;
-    let mut buf = String::with_capacity(rows.len() * 64);
+    let mut buf = String::with_capacity(rows.len() * 80);
     for r in rows {
-        let _ = write!(buf, "{}\t{}\t{}\t", r.index, r.indicator_key, r.period);
+        let _ = write!(buf, "{}\t{}\t", r.indicator_key, r.period);
         match &r.value {
             Some(v) => buf.push_str(v.as_str()),
             None => buf.push_str("\\N"),
@@ -472,388 +593,242 @@ fn copy_lines(rows: &[StagedRow]) -> Vec<u8> {
         copy_escape(&mut buf, &r.comment);
         buf.push('\t');
         copy_escape(&mut buf, &r.source);
+        buf.push_str("\tf\t");
+        buf.push_str(stamp);
         buf.push('\n');
     }
     buf.into_bytes()
 }
 
-/// What an import's merge did.
-#[derive(Debug, Clone)]
-pub enum ImportOutcome {
-    /// Nothing was written: these rows repeat an earlier row, (row, earlier row).
-    Duplicates(Vec<(i64, i64)>),
-    /// The request id was used before by this very request: its stored result.
-    Replay(Option<Vec<u8>>),
-    /// The request id was used before by a different request.
-    RequestIdReused,
-    /// Merged (or, with `validate_only`, classified).
-    Merged(Merged),
-}
-
-enum Command {
-    Append(Vec<StagedRow>),
-    Finish(Finish, oneshot::Sender<Result<ImportOutcome>>),
-}
-
-struct Finish {
-    rows: i64,
-    keys: Vec<i32>,
-    key_rows: Vec<i64>,
-    check_duplicates: bool,
-    validate_only: bool,
-    claim: Option<Claim>,
-}
-
-/// An import in progress: its rows go into a staging table of its own with autocommit
-/// COPYs, from a task that owns one pooled connection, while the caller parses the next
-/// message (the channel holds two chunks, which bounds memory). [`Import::finish`]
-/// merges them in one statement; the staging table is dropped in every case, also when
-/// the caller goes away (the task sees its channel close).
-///
-/// The caller's cancellation never cuts a COPY in the middle of the protocol: the task
-/// finishes the step it is on.
-pub struct Import {
-    tx: mpsc::Sender<Command>,
-    rows: i64,
-    per_key: HashMap<i32, i64>,
-    seen: Option<HashMap<(i32, Period), i64>>,
-    duplicates: Vec<(i64, i64)>,
-}
-
-fn task_gone() -> Error {
-    Error::internal(anyhow::anyhow!("the import task ended unexpectedly"))
-}
-
-impl Import {
-    /// Starts an import (the staging table is created with its first rows).
-    pub fn begin(pool: &PgPool) -> Self {
-        let (tx, rx) = mpsc::channel::<Command>(2);
-        let pool = pool.clone();
-        // The task does not inherit the call's context: hand it over.
-        let call = call::current().unwrap_or_default();
-        tokio::spawn(call::scope(call, run_import(pool, rx)));
-        Self {
-            tx,
-            rows: 0,
-            per_key: HashMap::new(),
-            seen: Some(HashMap::new()),
-            duplicates: Vec::new(),
-        }
-    }
-
-    /// Rows staged so far.
-    pub fn rows(&self) -> i64 {
-        self.rows
-    }
-
-    /// Rows that repeat an earlier row (row, earlier row), found so far; once there is
-    /// one, rows are no longer staged (the import is refused).
-    pub fn duplicates(&self) -> &[(i64, i64)] {
-        &self.duplicates
-    }
-
-    /// Stages `rows`. Does not wait for their COPY: a failure surfaces at
-    /// [`finish`](Self::finish).
-    pub async fn append(&mut self, rows: Vec<StagedRow>) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        for r in &rows {
-            *self.per_key.entry(r.indicator_key).or_default() += 1;
-            if let Some(seen) = self.seen.as_mut() {
-                match seen.entry((r.indicator_key, r.period)) {
-                    std::collections::hash_map::Entry::Occupied(first) => {
-                        if self.duplicates.len() < MAX_DUPLICATES {
-                            self.duplicates.push((r.index, *first.get()));
-                        }
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(r.index);
-                    }
-                }
-            }
-        }
-        self.rows += rows.len() as i64;
-        if self
-            .seen
-            .as_ref()
-            .is_some_and(|s| s.len() > DUPLICATES_IN_MEMORY)
-        {
-            self.seen = None;
-        }
-        if !self.duplicates.is_empty() {
-            return Ok(());
-        }
-        self.tx
-            .send(Command::Append(rows))
-            .await
-            .map_err(|_| task_gone())
-    }
-
-    /// Merges the staged rows (or with `validate_only` classifies them). With a
-    /// `claim`, the request id is recorded with the result in the same statement.
-    pub async fn finish(self, validate_only: bool, claim: Option<Claim>) -> Result<ImportOutcome> {
-        if !self.duplicates.is_empty() {
-            return Ok(ImportOutcome::Duplicates(self.duplicates));
-        }
-        let mut keys: Vec<(i32, i64)> = self.per_key.into_iter().collect();
-        keys.sort_unstable();
-        let finish = Finish {
-            rows: self.rows,
-            keys: keys.iter().map(|k| k.0).collect(),
-            key_rows: keys.iter().map(|k| k.1).collect(),
-            check_duplicates: self.seen.is_none(),
-            validate_only,
-            claim,
-        };
-        let (reply, response) = oneshot::channel();
-        self.tx
-            .send(Command::Finish(finish, reply))
-            .await
-            .map_err(|_| task_gone())?;
-        response.await.map_err(|_| task_gone())?
-    }
-}
-
-/// A fresh staging table name: `import_{unix seconds}_{random hex}`.
-fn staging_table() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "{STAGING_SCHEMA}.import_{secs}_{:016x}",
-        rand::random::<u64>()
-    )
-}
-
-async fn run_import(pool: PgPool, mut rx: mpsc::Receiver<Command>) {
-    let mut conn = None;
-    let mut table: Option<String> = None;
+async fn run_import(pool: PgPool, mut rx: mpsc::Receiver<Command>, validate_only: bool) {
+    let mut written: Option<Written> = None;
     // The first failure; reported when the caller asks for the result.
     let mut failed: Option<Error> = None;
     while let Some(command) = rx.recv().await {
         match command {
             Command::Append(rows) => {
-                if failed.is_some() {
-                    continue;
-                }
-                if let Err(e) = stage(&pool, &mut conn, &mut table, &rows).await {
+                if failed.is_none()
+                    && let Err(e) = write_chunk(&pool, &mut written, &rows, validate_only).await
+                {
                     failed = Some(e);
                 }
             }
-            Command::Finish(finish, mut reply) => {
+            Command::Finish(claim, mut reply) => {
                 let result = match failed.take() {
                     Some(e) => Err(e),
-                    None => {
-                        let name = table.clone();
-                        let merging = merge(&pool, &mut conn, &mut table, finish);
-                        tokio::pin!(merging);
-                        tokio::select! {
-                            r = &mut merging => r,
-                            () = reply.closed() => {
-                                // The caller went away (a client that cancels ends its
-                                // stream, then resets it): the merge rolls back if it
-                                // has not committed yet.
-                                let marked = match &name {
-                                    Some(t) => mark_cancelled(&pool, t).await,
-                                    None => Ok(()),
-                                };
-                                let r = merging.await;
-                                if let (Some(t), Ok(())) = (&name, marked) {
-                                    unmark_cancelled(&pool, t).await;
-                                }
-                                r
-                            }
-                        }
-                    }
+                    None => finish_import(written.take(), validate_only, claim, &mut reply).await,
                 };
-                drop_staging(&pool, conn.take(), table.take()).await;
                 let _ = reply.send(result);
                 return;
             }
         }
     }
-    // The caller went away without finishing: nothing is written.
-    drop_staging(&pool, conn.take(), table.take()).await;
+    // The caller went away before the end: dropping the transaction rolls it back.
 }
 
-async fn stage(
+async fn write_chunk(
     pool: &PgPool,
-    conn: &mut Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-    table: &mut Option<String>,
+    written: &mut Option<Written>,
     rows: &[StagedRow],
+    validate_only: bool,
 ) -> Result<()> {
-    if conn.is_none() {
-        *conn = Some(pool.acquire().await?);
-    }
-    let c = conn.as_mut().ok_or_else(task_gone)?;
-    let name = match table {
-        Some(t) => t.clone(),
-        None => {
-            let t = staging_table();
-            // The period's domain is checked here, as the rows stream in, not in the
-            // merge: the merge copies sdmx_period values into an sdmx_period column.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE UNLOGGED TABLE {t} (idx bigint NOT NULL, indicator_key integer NOT NULL, \
-                 period sdmx_period NOT NULL, value numeric, status text NOT NULL, \
-                 comment text NOT NULL, source text NOT NULL) WITH (autovacuum_enabled = off)"
-            )))
-            .execute(&mut **c)
+    if written.is_none() {
+        let mut tx = begin(pool).await?;
+        // The stamp, once the transaction has its id (see docs/consistency.md).
+        let stamp = if validate_only {
+            None
+        } else {
+            let t: DateTime<Utc> = sqlx::query_scalar(
+                "SELECT greatest(clock_timestamp(), \
+                        (SELECT max(known_from) FROM observation_versions) + interval '1 microsecond') \
+                   FROM (SELECT pg_current_xact_id()) AS id",
+            )
+            .fetch_one(&mut *tx)
             .await?;
-            *table = Some(t.clone());
-            t
+            Some(t)
+        };
+        *written = Some(Written {
+            tx,
+            stamp,
+            counts: HashMap::new(),
+            reached: HashMap::new(),
+        });
+    }
+    let w = written.as_mut().ok_or_else(task_gone)?;
+    // The indicators this message reaches first: lock their heads (in key order) and
+    // learn which have no observation yet.
+    let mut new_keys: Vec<i32> = rows
+        .iter()
+        .map(|r| r.indicator_key)
+        .filter(|k| !w.reached.contains_key(k))
+        .collect();
+    new_keys.sort_unstable();
+    new_keys.dedup();
+    if !new_keys.is_empty() {
+        let sql = if validate_only {
+            "SELECT h.indicator_key, NOT EXISTS (SELECT 1 FROM observation_versions v \
+                                    WHERE v.indicator_key = h.indicator_key) \
+               FROM observation_heads h WHERE h.indicator_key = ANY($1)"
+        } else {
+            "SELECT h.indicator_key, NOT EXISTS (SELECT 1 FROM observation_versions v \
+                                    WHERE v.indicator_key = h.indicator_key) \
+               FROM observation_heads h WHERE h.indicator_key = ANY($1) \
+              ORDER BY h.indicator_key FOR UPDATE OF h"
+        };
+        let found: Vec<(i32, bool)> = sqlx::query_as(sql)
+            .bind(&new_keys)
+            .fetch_all(&mut *w.tx)
+            .await?;
+        if found.len() != new_keys.len() {
+            return Err(Error::FailedPrecondition {
+                reason: "INDICATOR_DELETED",
+                message: "an indicator of the import was deleted while it ran; nothing was written"
+                    .into(),
+                subjects: vec![],
+            });
         }
-    };
-    let mut copy = c
-        .copy_in_raw(&format!(
-            "COPY {name} (idx, indicator_key, period, value, status, comment, source) FROM STDIN"
-        ))
-        .await?;
-    copy.send(copy_lines(rows)).await?;
-    copy.finish().await?;
+        w.reached.extend(found);
+    }
+    let (fresh, others): (Vec<&StagedRow>, Vec<&StagedRow>) = rows
+        .iter()
+        .partition(|r| w.reached.get(&r.indicator_key) == Some(&true));
+    for r in &fresh {
+        w.counts.entry(r.indicator_key).or_default()[0] += 1;
+    }
+    if let (Some(stamp), false) = (w.stamp, fresh.is_empty()) {
+        // New observations of indicators that had none: straight in, at COPY speed.
+        let stamp = stamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut copy =
+            w.tx.copy_in_raw(
+                "COPY observation_versions \
+                   (indicator_key, period, value, status, comment, source, deleted, known_from) \
+                 FROM STDIN",
+            )
+            .await?;
+        copy.send(copy_lines(&fresh, &stamp)).await?;
+        copy.finish().await.map_err(|e| match &e {
+            // Beyond DUPLICATES_IN_MEMORY rows, the unique key finds repeats.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => Error::invalid(
+                "observations",
+                "DUPLICATE",
+                "the import names the same observation twice; each may appear once per call",
+            ),
+            _ => Error::from(e),
+        })?;
+    }
+    if others.is_empty() {
+        return Ok(());
+    }
+    let rows = others;
+    let n = rows.len();
+    let mut keys = Vec::with_capacity(n);
+    let mut periods = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut comments = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    for r in &rows {
+        keys.push(r.indicator_key);
+        periods.push(r.period.to_string());
+        values.push(r.value.as_ref().map(Decimal::as_str));
+        statuses.push(r.status.code());
+        comments.push(r.comment.as_str());
+        sources.push(r.source.as_str());
+    }
+    let result: Vec<(i32, i64, i64, i64)> = sqlx::query_as(
+        "SELECT r_key, r_inserted, r_revised, r_unchanged \
+           FROM observations_import_chunk($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(w.stamp)
+    .bind(&keys)
+    .bind(&periods)
+    .bind(&values)
+    .bind(&statuses)
+    .bind(&comments)
+    .bind(&sources)
+    .bind(validate_only)
+    .fetch_all(&mut *w.tx)
+    .await
+    .map_err(|e| match sqlstate(&e).as_deref() {
+        // Beyond DUPLICATES_IN_MEMORY rows, the database finds repeated observations.
+        Some("TW005") => Error::invalid(
+            "observations",
+            "DUPLICATE",
+            "the import names the same observation twice; each may appear once per call",
+        ),
+        _ => Error::from(e),
+    })?;
+    for (key, inserted, revised, unchanged) in result {
+        let c = w.counts.entry(key).or_default();
+        c[0] += inserted;
+        c[1] += revised;
+        c[2] += unchanged;
+    }
     Ok(())
 }
 
-async fn merge(
-    pool: &PgPool,
-    conn: &mut Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-    table: &mut Option<String>,
-    f: Finish,
+async fn finish_import(
+    written: Option<Written>,
+    validate_only: bool,
+    claim: Option<Claim>,
+    reply: &mut oneshot::Sender<Result<ImportOutcome>>,
 ) -> Result<ImportOutcome> {
-    if conn.is_none() {
-        *conn = Some(pool.acquire().await?);
-    }
-    let c = conn.as_mut().ok_or_else(task_gone)?;
-    let Some(name) = table.clone() else {
-        // No rows: nothing to merge.
+    let Some(mut w) = written else {
+        // No rows: nothing to write.
         return Ok(ImportOutcome::Merged(Merged {
             counts: MergeCounts::default(),
             commit_time: None,
         }));
     };
+    let mut keys: Vec<i32> = w.counts.keys().copied().collect();
+    keys.sort_unstable();
+    let column = |i: usize| -> Vec<i64> { keys.iter().map(|k| w.counts[k][i]).collect() };
+    let (inserted, revised, unchanged) = (column(0), column(1), column(2));
+    let counts = MergeCounts {
+        inserted: inserted.iter().sum(),
+        revised: revised.iter().sum(),
+        unchanged: unchanged.iter().sum(),
+        deleted: 0,
+    };
+    if validate_only {
+        w.tx.rollback().await?;
+        return Ok(ImportOutcome::Merged(Merged {
+            counts,
+            commit_time: None,
+        }));
+    }
     let caller = call::current().unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT r_outcome, r_inserted, r_revised, r_unchanged, r_known_from, r_idx, r_first, \
-                r_stored \
-           FROM observations_merge_staged($1::regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                                          $11, $12, $13)",
+    sqlx::query(
+        "SELECT observations_import_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(&name)
-    .bind(f.rows)
-    .bind(&f.keys)
-    .bind(&f.key_rows)
-    .bind(f.check_duplicates)
-    .bind(f.validate_only)
-    .bind(caller.actor.as_deref())
+    .bind(w.stamp)
+    .bind(&keys)
+    .bind(&inserted)
+    .bind(&revised)
+    .bind(&unchanged)
+    .bind(caller.actor.as_deref().unwrap_or(""))
     .bind(&caller.method)
     .bind(&caller.request_id)
-    .bind(f.claim.as_ref().map(|c| c.request_id))
-    .bind(f.claim.as_ref().map(|c| c.method.as_str()))
-    .bind(f.claim.as_ref().map(|c| c.fingerprint.as_slice()))
+    .bind(claim.as_ref().map(|c| c.request_id))
+    .bind(claim.as_ref().map(|c| c.method.as_str()))
+    .bind(claim.as_ref().map(|c| c.fingerprint.as_slice()))
     .bind(deadline_ms())
-    .fetch_all(&mut **c)
+    .execute(&mut *w.tx)
     .await
-    .map_err(|e| claim_error(e, f.claim.is_some()))?;
-    let mut duplicates = Vec::new();
-    for r in &rows {
-        let outcome: String = r.try_get("r_outcome")?;
-        match outcome.as_str() {
-            "duplicate" => duplicates.push((r.try_get("r_idx")?, r.try_get("r_first")?)),
-            "replay" => return Ok(ImportOutcome::Replay(r.try_get("r_stored")?)),
-            "reused" => return Ok(ImportOutcome::RequestIdReused),
-            "merged" | "validated" => {
-                return Ok(ImportOutcome::Merged(Merged {
-                    counts: MergeCounts {
-                        inserted: r.try_get("r_inserted")?,
-                        revised: r.try_get("r_revised")?,
-                        unchanged: r.try_get("r_unchanged")?,
-                        deleted: 0,
-                    },
-                    commit_time: r.try_get("r_known_from")?,
-                }));
-            }
-            other => {
-                return Err(Error::internal(anyhow::anyhow!(
-                    "import merge outcome {other:?}"
-                )));
-            }
-        }
-    }
-    if duplicates.is_empty() {
+    .map_err(|e| claim_error(e, claim.is_some()))?;
+    // A client that cancels a client-streaming call ends its stream, then resets it:
+    // if the call is gone by now, nothing is committed.
+    if reply.is_closed() {
+        w.tx.rollback().await?;
         return Err(Error::internal(anyhow::anyhow!(
-            "the import merge returned nothing"
+            "the import's caller went away before its commit"
         )));
     }
-    Ok(ImportOutcome::Duplicates(duplicates))
-}
-
-/// Tells the merge of `table` to roll back if it has not committed yet.
-async fn mark_cancelled(pool: &PgPool, table: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tradewatch_staging.cancelled (staging) VALUES ($1) ON CONFLICT DO NOTHING",
-    )
-    .bind(table)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-async fn unmark_cancelled(pool: &PgPool, table: &str) {
-    if let Err(e) = sqlx::query("DELETE FROM tradewatch_staging.cancelled WHERE staging = $1")
-        .bind(table)
-        .execute(pool)
-        .await
-    {
-        tracing::warn!(error = %e, table, "could not clear an import's cancellation");
-    }
-}
-
-/// Drops an import's staging table (best effort: a table left behind is dropped by
-/// [`drop_stale_staging`] a day later).
-async fn drop_staging(
-    pool: &PgPool,
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-    table: Option<String>,
-) {
-    let Some(table) = table else { return };
-    let sql = sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
-    let dropped = match conn {
-        Some(mut c) => sqlx::raw_sql(sql).execute(&mut *c).await,
-        None => sqlx::raw_sql(sql).execute(pool).await,
-    };
-    if let Err(e) = dropped {
-        tracing::warn!(error = %e, table, "could not drop an import's staging table");
-    }
-}
-
-/// Drops the staging tables of imports that started more than a day ago (left behind
-/// by a server that died mid-import); returns how many.
-pub async fn drop_stale_staging(pool: &PgPool) -> Result<u64> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname LIKE 'import\\_%'",
-    )
-    .bind(STAGING_SCHEMA)
-    .fetch_all(pool)
-    .await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut dropped = 0;
-    for name in names {
-        let started = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
-        let old = started.is_none_or(|s| now.saturating_sub(s) > STAGING_MAX_AGE.as_secs());
-        // Only our own names (checked above to be import_{digits}_{hex}) reach the SQL.
-        if old && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {STAGING_SCHEMA}.{name}"
-            )))
-            .execute(pool)
-            .await?;
-            dropped += 1;
-        }
-    }
-    Ok(dropped)
+    w.tx.commit().await?;
+    Ok(ImportOutcome::Merged(Merged {
+        counts,
+        commit_time: w.stamp.filter(|_| counts.changed() > 0),
+    }))
 }
 
 /// Analyzes `observation_versions` when its statistics lag far behind its contents;

@@ -247,12 +247,12 @@ async fn a_server_killed_during_an_import_keeps_what_was_acknowledged_and_nothin
         assert!(Instant::now() < deadline, "the producer is stuck");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // The server has COPYed rows into its import's staging table and waits for more.
+    // The server has written rows in its open transaction and waits for more.
     wait_for(
         &pool,
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-           AND application_name = 'tradewatch' AND state = 'idle' \
-           AND query LIKE 'COPY tradewatch_staging.%'",
+           AND application_name = 'tradewatch' AND state = 'idle in transaction' \
+           AND (query LIKE 'COPY observation_versions%' OR query LIKE '%observations_import_chunk%')",
         |n| n == 1,
         "the import never staged its rows",
     )

@@ -884,50 +884,28 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
 // ---------------------------------------------------------------------------------------
 // A stream that breaks off
 
-/// The staging tables of imports in progress (each import streams into one of its own).
-async fn staging_tables(pool: &sqlx::PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT 'tradewatch_staging.' || relname FROM pg_class \
-          WHERE relnamespace = 'tradewatch_staging'::regnamespace AND relkind = 'r' \
-            AND relname LIKE 'import\\_%'",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-/// Waits until the server's import has staged `rows` rows in its staging table (COPYs
-/// that committed: the import holds no transaction open between messages).
-async fn wait_staged(pool: &sqlx::PgPool, rows: i64) {
+/// Waits until the server's import session has written a message's rows (in its
+/// transaction) later than `after` (µs since the epoch) and sits idle in the transaction,
+/// waiting for the next message; returns when that happened.
+async fn wait_staged(pool: &sqlx::PgPool, after: i64) -> i64 {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        for table in staging_tables(pool).await {
-            let n: Option<i64> =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                    .fetch_optional(pool)
-                    .await
-                    .unwrap_or(None);
-            if n == Some(rows) {
-                return;
-            }
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT (extract(epoch FROM state_change) * 1000000)::bigint FROM pg_stat_activity \
+              WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                AND state = 'idle in transaction' AND (query LIKE 'COPY observation_versions%' OR query LIKE '%observations_import_chunk%')",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(at) = at.filter(|at| *at > after) {
+            return at;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the import did not stage {rows} rows"
+            "the import did not stage its rows"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Waits up to `patience` until no import's staging table is left; returns those left.
-async fn staging_tables_after(pool: &sqlx::PgPool, patience: Duration) -> Vec<String> {
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        let left = staging_tables(pool).await;
-        if left.is_empty() || std::time::Instant::now() > deadline {
-            return left;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -982,8 +960,10 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     app.create_indicator(OFFSHORE).await;
     let rows = fifteen();
     let (tx, call) = start_import(&app);
-    // Two messages, each staged by the server before the next is sent.
-    for (i, chunk) in rows[..10].chunks(5).enumerate() {
+    // Two messages, each written by the server (in its transaction) before the next is
+    // sent.
+    let mut staged = 0;
+    for chunk in rows[..10].chunks(5) {
         tx.send(pb::ImportObservationsRequest {
             request_id: String::new(),
             validate_only: false,
@@ -991,11 +971,9 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
         })
         .await
         .unwrap();
-        wait_staged(&app.pool, 5 * (i as i64 + 1)).await;
+        staged = wait_staged(&app.pool, staged).await;
     }
-    // The staged rows are in a table of the import's own, not in the observations, and
-    // no transaction is open meanwhile (a slow client holds back no one).
-    assert_eq!(open_sessions(&app.pool).await, vec![]);
+    // Nothing is visible before the import ends.
     assert_eq!((versions(&app).await, commits(&app).await), (0, 0));
     // The server waits for the third message; the client gives up instead (its call is
     // dropped while the stream is still open).
@@ -1004,10 +982,6 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     drop(tx);
 
     assert_eq!(open_sessions_after(&app.pool, PATIENCE).await, vec![]);
-    assert_eq!(
-        staging_tables_after(&app.pool, PATIENCE).await,
-        Vec::<String>::new()
-    );
     assert_eq!((versions(&app).await, commits(&app).await), (0, 0));
     assert_eq!(list(&mut app, OFFSHORE, None).await, vec![]);
 
@@ -1017,8 +991,8 @@ async fn a_cancelled_import_writes_nothing_and_leaves_no_open_transaction() {
     assert_eq!((versions(&app).await, commits(&app).await), (15, 1));
 }
 
-/// A client that cancels while the server is inside its COPY into the staging table
-/// (a large message) must not leave a pooled connection out of step with PostgreSQL
+/// A client that cancels while the server is writing a message's rows (a large
+/// message) must not leave a pooled connection out of step with PostgreSQL
 /// (which once made later, unrelated calls fail with "Postgres protocol error: expected
 /// ParseComplete, got ReadyForQuery", answer NOT_FOUND wrongly, or run inside the
 /// abandoned transaction): the write runs in a task the cancellation cannot cut.
@@ -1039,11 +1013,12 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
             })
         })
         .collect();
-    // Inside its COPY, or (on a loaded machine, where a poll can miss a COPY of a few
-    // milliseconds) just after it.
+    // Inside its write of the message, or (on a loaded machine, where a poll can miss a
+    // statement of a few milliseconds) just after it, with the import's transaction open.
     let copying = "SELECT count(*) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() \
-           AND state IN ('active', 'idle') AND query LIKE 'COPY tradewatch_staging.%'";
+           AND state IN ('active', 'idle in transaction') \
+           AND (query LIKE 'COPY observation_versions%' OR query LIKE '%observations_import_chunk%')";
     // The test's checks use a pool of their own (app.pool is the server's).
     let observer = sqlx::PgPool::connect_with(app.pool.connect_options().as_ref().clone())
         .await
@@ -1082,10 +1057,6 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
         let open = open_sessions_after(&observer, Duration::from_secs(3)).await;
         if !open.is_empty() {
             failures.push(format!("round {round}, still in a transaction: {open:?}"));
-        }
-        let left = staging_tables_after(&observer, Duration::from_secs(3)).await;
-        if !left.is_empty() {
-            failures.push(format!("round {round}, staging tables left: {left:?}"));
         }
         // Every pooled connection is used a few times over.
         for read in 0..30 {
