@@ -300,6 +300,85 @@ BEGIN
        AND (p_validate_only OR clock_timestamp() <= v_deadline OR observations_past_deadline());
 END $$;
 
+-- Several batch writes of different callers in one call (the service groups the batches
+-- that arrive while its writers are busy: src/store/observations.rs, BatchWriter), for
+-- the usual case of new observations only. p_calls gives each row's batch (1-based);
+-- the per-batch arrays its caller and request id. Everything is written in one
+-- transaction with one stamp, and each batch gets its own audit events and claim, as if
+-- it had come alone. When any batch would not be written as it is (an unknown indicator,
+-- a period of another frequency, a request id used before, a row with a current version),
+-- nothing is written and the result is 'alone': the service then writes each batch with
+-- observations_write_batch(). Same plan pinning as there.
+CREATE FUNCTION observations_write_batches(
+    p_calls integer[], p_ids text[], p_periods text[], p_frequencies text[], p_values text[],
+    p_statuses text[], p_comments text[], p_sources text[], p_actors text[],
+    p_methods text[], p_request_ids text[], p_claims uuid[], p_claim_methods text[],
+    p_fingerprints bytea[], p_deadline_ms integer)
+RETURNS TABLE (outcome text, known_from timestamptz)
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_deadline timestamptz := statement_timestamp() + p_deadline_ms * interval '1 millisecond';
+    v_keys     integer[];
+    v_freqs    text[];
+    v_stamp    timestamptz;
+    v_added    bigint;
+BEGIN
+    SELECT array_agg(x.key ORDER BY x.ord), array_agg(x.freq ORDER BY x.ord)
+      INTO v_keys, v_freqs
+      FROM (SELECT u.ord, h.indicator_key AS key, i.frequency AS freq
+              FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+              JOIN indicators i ON i.indicator_id = u.id
+              JOIN observation_heads h ON h.indicator_key = i.indicator_key
+             ORDER BY h.indicator_key
+               FOR UPDATE OF h) x;
+    IF v_freqs IS DISTINCT FROM p_frequencies
+       OR EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.request_id = ANY(p_claims)) THEN
+        RETURN QUERY SELECT 'alone'::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+    v_stamp := greatest(clock_timestamp(),
+                        (SELECT max(v.known_from) FROM observation_versions v)
+                            + interval '1 microsecond');
+    INSERT INTO observation_versions
+           (indicator_key, period, value, status, comment, source, deleted, known_from)
+    SELECT n.key, n.period, n.value::numeric, n.status, n.comment, n.source, false, v_stamp
+      FROM unnest(v_keys, p_periods, p_values, p_statuses, p_comments, p_sources)
+           AS n(key, period, value, status, comment, source)
+        ON CONFLICT ON CONSTRAINT observation_versions_key DO NOTHING;
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    IF v_added <> cardinality(p_ids) THEN
+        -- Some rows have a current version: undo (the exception rolls this call back).
+        RAISE EXCEPTION 'not only new observations' USING ERRCODE = 'TW006';
+    END IF;
+    INSERT INTO audit_events (actor, method, resource, action, request_id, after)
+    SELECT nullif(p_actors[k.c], ''), p_methods[k.c],
+           'indicators/' || p_ids[min(k.ord)] || '/observations', 'IMPORT', p_request_ids[k.c],
+           jsonb_build_object('known_from', v_stamp, 'inserted', count(*), 'revised', 0,
+                              'deleted', 0, 'unchanged', 0)
+      FROM unnest(p_calls, v_keys) WITH ORDINALITY AS k(c, key, ord)
+     GROUP BY k.c, k.key
+     ORDER BY k.c, 3;
+    IF clock_timestamp() > v_deadline THEN
+        PERFORM observations_past_deadline();
+    END IF;
+    INSERT INTO idempotency_keys (request_id, method, fingerprint, response)
+    SELECT p_claims[k.c], p_claim_methods[k.c], p_fingerprints[k.c],
+           convert_to(jsonb_build_object(
+               'counts', jsonb_build_object('inserted', count(*), 'revised', 0,
+                                            'unchanged', 0, 'deleted', 0),
+               'commit_time_us', (extract(epoch FROM v_stamp) * 1000000)::bigint)::text, 'UTF8')
+      FROM unnest(p_calls) AS k(c)
+     WHERE p_claims[k.c] IS NOT NULL
+     GROUP BY k.c;
+    RETURN QUERY SELECT 'written'::text, v_stamp;
+END $$;
+
 -- Raised by a write that reaches its deadline before it commits: it rolls back, so that
 -- DEADLINE_EXCEEDED from the service means nothing was written (a plain expression
 -- cannot raise).

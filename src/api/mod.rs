@@ -32,6 +32,8 @@ pub struct Context {
     /// Observation writes in progress at once (half the pool): those waiting for a turn
     /// wait here, without holding a connection, so reads always find one.
     pub writers: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Writes batches, grouping those that arrive together.
+    pub batches: crate::store::observations::BatchWriter,
 }
 
 /// An `as_of` further than this ahead of the clock is refused: what will be known then

@@ -691,10 +691,11 @@ impl ObservationService for ObservationApi {
                 fingerprint: fingerprint.clone(),
             });
         let names: Vec<ObservationName> = rows.iter().map(|r| r.name.clone()).collect();
-        let outcome = {
-            let _turn = self.ctx.writer_turn().await?;
-            store::write_batch(&self.ctx.pool, rows.clone(), validate_only, claim).await
-        };
+        let outcome = self
+            .ctx
+            .batches
+            .write(rows.clone(), validate_only, claim)
+            .await;
         let (counts, versions) = match outcome {
             Ok(BatchOutcome::Written {
                 counts,
@@ -1056,10 +1057,7 @@ impl ObservationService for ObservationApi {
             source: String::new(),
             deleted: true,
         };
-        let outcome = {
-            let _turn = self.ctx.writer_turn().await?;
-            store::write_batch(&self.ctx.pool, vec![row], false, None).await?
-        };
+        let outcome = self.ctx.batches.write(vec![row], false, None).await?;
         match outcome {
             BatchOutcome::Written { commit_time, .. } => {
                 if commit_time.is_some() {
