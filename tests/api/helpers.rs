@@ -22,6 +22,9 @@ struct Shared {
     admin: PgConnectOptions,
     /// Name of the migrated template database.
     template: String,
+    /// `admin` over TCP, when the cluster can be reached that way: the throwaway
+    /// cluster (which also listens on 127.0.0.1), or `DATABASE_URL` when it names a host.
+    tcp: Option<PgConnectOptions>,
     /// Keeps the throwaway cluster's handle alive (its watchdog removes it when the
     /// test process exits).
     _cluster: Option<EmbeddedPostgres>,
@@ -51,9 +54,17 @@ fn shared() -> &'static Shared {
                     }
                 };
                 let template = create_template(&admin).await;
+                let tcp = match &cluster {
+                    Some(pg) => pg
+                        .tcp_url(DEFAULT_DATABASE)
+                        .map(|url| url.parse::<PgConnectOptions>().expect("tcp url")),
+                    None => (admin.get_socket().is_none() && !admin.get_host().starts_with('/'))
+                        .then(|| admin.clone()),
+                };
                 Shared {
                     admin,
                     template,
+                    tcp,
                     _cluster: cluster,
                 }
             })
@@ -560,4 +571,65 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("BatchCreateObservations: {e:?}"))
             .into_inner()
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Replicas, and the test cluster over TCP
+
+/// Serves the real server on `127.0.0.1:0` over `pool`, in a task of the caller's
+/// runtime, as [`spawn_app`] does; it stops when the returned sender is sent to or
+/// dropped.
+pub async fn serve_pool(
+    pool: PgPool,
+    options: server::Options,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let ctx = server::context(pool).await.expect("context");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(
+        listener,
+        ctx,
+        async move {
+            let _ = rx.await;
+        },
+        options,
+    ));
+    (addr, tx)
+}
+
+/// A second server on the database of a [`TestApp`], as another replica of a
+/// deployment would be: its own pool, its own horizon and change-feed task. Stopped
+/// when dropped (the database stays with its `TestApp`).
+pub struct Replica {
+    /// ObservationService client of the replica, sending the app's admin key.
+    pub observations: ObservationServiceClient<Ch>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts another server on this app's database (see [`Replica`]).
+    pub async fn replica(&self) -> Replica {
+        let options = (*self.pool.connect_options()).clone();
+        let pool = store::connect_lazy(options, &store::PoolConfig::default());
+        let (addr, stop) = serve_pool(pool, test_options()).await;
+        let channel = authed(
+            Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy(),
+            &self.admin_key,
+        );
+        Replica {
+            observations: ObservationServiceClient::new(channel),
+            _stop: stop,
+        }
+    }
+}
+
+/// The test cluster's admin database over TCP, or `None` when it cannot be reached
+/// that way (`DATABASE_URL` names a unix socket).
+pub fn tcp_admin() -> Option<PgConnectOptions> {
+    shared().tcp.clone()
 }

@@ -3,6 +3,7 @@
 //! per test.
 
 mod cli;
+mod concurrency;
 mod crash;
 mod faults;
 mod filters;
