@@ -84,7 +84,10 @@ CREATE TRIGGER observation_heads_without_observations AFTER DELETE ON observatio
 -- 1. resolve the indicator ids (refuse unknown ones and periods of another frequency);
 -- 2. replay a request id already used;
 -- 3. lock the heads of the indicators written to, in key order (this gives the
---    transaction its id, before anything is stamped: see docs/consistency.md);
+--    transaction its id, before anything is stamped: see docs/consistency.md); when
+--    another writer holds one, write nothing and answer 'busy': the service tries again
+--    shortly, so that no writer waits in the database, holding a connection, for
+--    another;
 -- 4. with a snapshot taken after the locks (a new statement: in READ COMMITTED each
 --    statement of a function gets one), classify every row against the current version,
 --    close the superseded versions, add the new ones, write one audit event per
@@ -125,6 +128,7 @@ DECLARE
 BEGIN
     -- Each row's indicator and its frequency, in row order; a write also locks the
     -- indicators' heads, in key order. p_frequencies are the rows' periods' frequencies.
+    -- A head another writer holds is skipped, not waited for (see below).
     IF p_validate_only THEN
         SELECT array_agg(i.indicator_key ORDER BY u.ord), array_agg(i.frequency ORDER BY u.ord)
           INTO v_keys, v_freqs
@@ -140,7 +144,7 @@ BEGIN
                   JOIN indicators i ON i.indicator_id = u.id
                   JOIN observation_heads h ON h.indicator_key = i.indicator_key
                  ORDER BY h.indicator_key
-                   FOR UPDATE OF h) x;
+                   FOR UPDATE OF h SKIP LOCKED) x;
     END IF;
     IF v_freqs IS DISTINCT FROM p_frequencies THEN
         -- Unknown indicators, or periods in another frequency: name them, write nothing.
@@ -153,6 +157,13 @@ BEGIN
               LEFT JOIN indicators i ON i.indicator_id = u.id
              WHERE i.indicator_key IS NULL OR i.frequency <> u.freq
              ORDER BY u.ord LIMIT 100;
+        IF NOT FOUND THEN
+            -- Another writer holds a head: write nothing and say so at once (the service
+            -- tries again shortly), rather than wait here holding a connection.
+            RETURN QUERY SELECT NULL::integer, 'busy', NULL::text, NULL::text, NULL::text,
+                                NULL::text, NULL::boolean, NULL::timestamptz, NULL::text,
+                                NULL::bytea;
+        END IF;
         RETURN;
     END IF;
     IF p_claim IS NOT NULL AND NOT p_validate_only THEN
@@ -306,9 +317,10 @@ END $$;
 -- the per-batch arrays its caller and request id. Everything is written in one
 -- transaction with one stamp, and each batch gets its own audit events and claim, as if
 -- it had come alone. When any batch would not be written as it is (an unknown indicator,
--- a period of another frequency, a request id used before, a row with a current version),
--- nothing is written and the result is 'alone': the service then writes each batch with
--- observations_write_batch(). Same plan pinning as there.
+-- a period of another frequency, a request id used before, a row with a current version,
+-- a head another writer holds), nothing is written and the result is 'alone': the
+-- service then writes each batch with observations_write_batch(). Same plan pinning as
+-- there.
 CREATE FUNCTION observations_write_batches(
     p_calls integer[], p_ids text[], p_periods text[], p_frequencies text[], p_values text[],
     p_statuses text[], p_comments text[], p_sources text[], p_actors text[],
@@ -336,7 +348,7 @@ BEGIN
               JOIN indicators i ON i.indicator_id = u.id
               JOIN observation_heads h ON h.indicator_key = i.indicator_key
              ORDER BY h.indicator_key
-               FOR UPDATE OF h) x;
+               FOR UPDATE OF h SKIP LOCKED) x;
     IF v_freqs IS DISTINCT FROM p_frequencies
        OR EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.request_id = ANY(p_claims)) THEN
         RETURN QUERY SELECT 'alone'::text, NULL::timestamptz;

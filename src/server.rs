@@ -82,17 +82,17 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Builds the shared context: the pool and the page-token key stored in the database.
 pub async fn context(pool: PgPool) -> Result<Context> {
     let key = store::secrets::get_or_create(&pool, "page_tokens").await?;
+    // Half the pool writes: the batch writers, and imports (one connection each for
+    // their length) with what is left, at least one.
     let slots = (pool.options().get_max_connections() as usize / 2).max(1);
-    let writers = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
+    let batch = batch_writers(slots);
     Ok(Context {
         feed: crate::feed::ChangeFeed::start(pool.clone()),
         metrics: Metrics::new(Some(pool.clone())),
-        batches: store::observations::BatchWriter::start(
-            pool.clone(),
-            writers.clone(),
-            batch_writers(slots),
-        ),
-        writers,
+        batches: store::observations::BatchWriter::start(pool.clone(), batch),
+        writers: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            slots.saturating_sub(batch).max(1),
+        )),
         pool,
         page_tokens: PageTokens::new(key),
     })

@@ -29,8 +29,8 @@ pub struct Context {
     pub feed: crate::feed::ChangeFeed,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Observation writes in progress at once (half the pool): those waiting for a turn
-    /// wait here, without holding a connection, so reads always find one.
+    /// Imports in progress at once (with the batch writers, half the pool): those waiting
+    /// for a turn wait here, without holding a connection, so reads always find one.
     pub writers: std::sync::Arc<tokio::sync::Semaphore>,
     /// Writes batches, grouping those that arrive together.
     pub batches: crate::store::observations::BatchWriter,

@@ -627,10 +627,11 @@ async fn replay_after_race(
 /// (as of its commit; now when it changed nothing).
 async fn replayed_versions(
     ctx: &Context,
-    names: &[ObservationName],
+    rows: &[BatchRow],
     merged: &Merged,
 ) -> Result<Vec<Version>, Status> {
-    let current = store::current(&ctx.pool, names, merged.commit_time).await?;
+    let names: Vec<ObservationName> = rows.iter().map(|r| r.name.clone()).collect();
+    let current = store::current(&ctx.pool, &names, merged.commit_time).await?;
     Ok(names
         .iter()
         .filter_map(|n| current.get(n).cloned())
@@ -646,7 +647,9 @@ impl ObservationService for ObservationApi {
         request: Request<pb::BatchCreateObservationsRequest>,
     ) -> Result<Response<pb::BatchCreateObservationsResponse>, Status> {
         const METHOD: &str = "tradewatch.v1.ObservationService/BatchCreateObservations";
-        let encoded = request.get_ref().encode_to_vec();
+        // The request's encoding, for the fingerprint of its request id (only then).
+        let encoded =
+            (!request.get_ref().request_id.is_empty()).then(|| request.get_ref().encode_to_vec());
         let pb::BatchCreateObservationsRequest {
             observations,
             validate_only,
@@ -682,7 +685,9 @@ impl ObservationService for ObservationApi {
         if !dups.is_empty() {
             return Err(refuse_duplicates(dups, "observations"));
         }
-        let fingerprint = idempotency::fingerprint(METHOD, &[&encoded]);
+        let fingerprint = encoded
+            .map(|e| idempotency::fingerprint(METHOD, &[&e]))
+            .unwrap_or_default();
         let claim = request_id
             .filter(|_| !validate_only)
             .map(|request_id| Claim {
@@ -690,7 +695,6 @@ impl ObservationService for ObservationApi {
                 method: METHOD.to_owned(),
                 fingerprint: fingerprint.clone(),
             });
-        let names: Vec<ObservationName> = rows.iter().map(|r| r.name.clone()).collect();
         let outcome = self
             .ctx
             .batches
@@ -719,18 +723,25 @@ impl ObservationService for ObservationApi {
             Ok(BatchOutcome::RequestIdReused) => {
                 return Err(idempotency::reused("request_id", request_id).into());
             }
+            // BatchWriter::write tries again until it is not busy.
+            Ok(BatchOutcome::Busy) => {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "a busy batch came back to its caller"
+                ))
+                .into());
+            }
             Ok(BatchOutcome::Replay(stored)) => {
                 let merged = replayed(stored)?;
                 (
                     merged.counts,
-                    replayed_versions(&self.ctx, &names, &merged).await?,
+                    replayed_versions(&self.ctx, &rows, &merged).await?,
                 )
             }
             Err(Error::RequestReplayed) => {
                 let merged = replay_after_race(&self.ctx, METHOD, request_id, fingerprint).await?;
                 (
                     merged.counts,
-                    replayed_versions(&self.ctx, &names, &merged).await?,
+                    replayed_versions(&self.ctx, &rows, &merged).await?,
                 )
             }
             Err(e) => return Err(e.into()),
@@ -1067,7 +1078,7 @@ impl ObservationService for ObservationApi {
             // An unknown indicator, a period of another frequency, an observation that
             // does not exist (or is deleted already): there is nothing of that name.
             BatchOutcome::Refused(_) => return Err(Error::NotFound(name.to_string()).into()),
-            BatchOutcome::Replay(_) | BatchOutcome::RequestIdReused => {
+            BatchOutcome::Replay(_) | BatchOutcome::RequestIdReused | BatchOutcome::Busy => {
                 return Err(
                     Error::internal(anyhow::anyhow!("a deletion carries no request id")).into(),
                 );

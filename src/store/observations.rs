@@ -202,6 +202,9 @@ pub enum BatchOutcome {
     Replay(Option<Vec<u8>>),
     /// The request id was used before by a different request.
     RequestIdReused,
+    /// Nothing was written: another writer holds one of the indicators (a batch of another
+    /// replica, an import); [`BatchWriter::write`] tries again.
+    Busy,
     /// Written (or, with `validate_only`, classified).
     Written {
         /// The counts.
@@ -231,24 +234,8 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Writes a batch (see [`BATCH_SQL`]), or with `validate_only` only classifies it.
 /// With a `claim`, the request id is recorded with the result in the same statement
 /// ([`Error::RequestReplayed`] when a concurrent write with the same id committed first).
-///
-/// The statement runs in a task of its own: once sent, it is seen through to its end
-/// even if the caller goes away, so its outcome is known (and logged) either way.
-pub async fn write_batch(
-    pool: &PgPool,
-    rows: Vec<BatchRow>,
-    validate_only: bool,
-    claim: Option<Claim>,
-) -> Result<BatchOutcome> {
-    let pool = pool.clone();
-    let call = call::current().unwrap_or_default();
-    tokio::spawn(call::scope(call, async move {
-        write_batch_now(&pool, &rows, validate_only, claim.as_ref()).await
-    }))
-    .await
-    .map_err(Error::internal)?
-}
-
+/// Runs in a writer of [`BatchWriter`], a task of its own: once sent, a statement is seen
+/// through to its end even if the caller goes away, so its outcome is known either way.
 async fn write_batch_now(
     pool: &PgPool,
     rows: &[BatchRow],
@@ -333,6 +320,7 @@ fn batch_outcome(
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("batch row {index} out of range")))
         };
         match outcome.as_str() {
+            "busy" => return Ok(BatchOutcome::Busy),
             "replay" => return Ok(BatchOutcome::Replay(r.try_get("stored")?)),
             "reused" => return Ok(BatchOutcome::RequestIdReused),
             "unknown_indicator" => refused.push(Refusal::UnknownIndicator(index)),
@@ -412,9 +400,17 @@ const MAX_GROUP_ROWS: usize = 10_000;
 
 struct Job {
     rows: Vec<BatchRow>,
+    validate_only: bool,
     claim: Option<Claim>,
     call: call::CallContext,
     reply: oneshot::Sender<Result<BatchOutcome>>,
+}
+
+impl Job {
+    /// Whether the job may share a database call with others: new observations only.
+    fn groupable(&self) -> bool {
+        !self.validate_only && !self.rows.iter().any(|r| r.deleted)
+    }
 }
 
 /// Writes the batches of this process, grouping the ones that arrive together.
@@ -429,61 +425,68 @@ struct Job {
 /// observations, or whose call fails, is written again batch by batch, so one caller's
 /// bad batch or request id never decides another's outcome.
 ///
-/// Writers wait for a turn ([`Context::writers`](crate::api::Context)) once they have a
-/// group, never while idle, so batch writes, imports and deletions together never take
-/// more than their share of the pool.
+/// A writer never waits for another in the database: a batch whose indicator is held by
+/// another writer (of another replica, or an import) comes back [`BatchOutcome::Busy`],
+/// and its caller tries again a little later (until its deadline) without holding a
+/// writer or a connection. So writers of other indicators always find a writer free.
 #[derive(Debug, Clone)]
 pub struct BatchWriter {
-    pool: PgPool,
-    turns: std::sync::Arc<tokio::sync::Semaphore>,
     tx: mpsc::Sender<Job>,
 }
 
 impl BatchWriter {
-    /// Starts `writers` writers on `pool`, taking turns from `turns`.
-    pub fn start(
-        pool: PgPool,
-        turns: std::sync::Arc<tokio::sync::Semaphore>,
-        writers: usize,
-    ) -> Self {
+    /// Starts `writers` writers on `pool`: at most that many connections write batches.
+    pub fn start(pool: PgPool, writers: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(run_writer(pool.clone(), turns.clone(), rx.clone()));
+            tokio::spawn(run_writer(pool.clone(), rx.clone()));
         }
-        Self { pool, turns, tx }
+        Self { tx }
     }
 
-    /// Writes a batch (see [`write_batch`]); with `validate_only` or deletions, alone.
+    /// Writes a batch (see [`write_batch_now`]), trying again while another writer holds one
+    /// of its indicators, until the call's deadline.
     pub async fn write(
         &self,
         rows: Vec<BatchRow>,
         validate_only: bool,
         claim: Option<Claim>,
     ) -> Result<BatchOutcome> {
-        if validate_only || rows.iter().any(|r| r.deleted) {
-            let _turn = self.turns.acquire().await.map_err(|_| Error::Unavailable)?;
-            return write_batch(&self.pool, rows, validate_only, claim).await;
+        let call = call::current().unwrap_or_default();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                rows: rows.clone(),
+                validate_only,
+                claim: claim.clone(),
+                call: call.clone(),
+                reply,
+            };
+            self.tx.send(job).await.map_err(|_| Error::Unavailable)?;
+            let outcome = answer.await.map_err(|_| {
+                Error::internal(anyhow::anyhow!("a batch writer ended without an answer"))
+            })??;
+            if !matches!(outcome, BatchOutcome::Busy) {
+                return Ok(outcome);
+            }
+            // Held by another writer: wait a little, without a writer or a connection,
+            // and give up (nothing was written) in time for the answer to reach the
+            // client before its deadline.
+            let left = call
+                .deadline
+                .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|left| left <= pause + call::DATABASE_MARGIN) {
+                return Err(Error::DeadlineExceeded);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            rows,
-            claim,
-            call: call::current().unwrap_or_default(),
-            reply,
-        };
-        self.tx.send(job).await.map_err(|_| Error::Unavailable)?;
-        answer.await.map_err(|_| {
-            Error::internal(anyhow::anyhow!("a batch writer ended without an answer"))
-        })?
     }
 }
 
-async fn run_writer(
-    pool: PgPool,
-    turns: std::sync::Arc<tokio::sync::Semaphore>,
-    rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
-) {
+async fn run_writer(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut held: Option<Job> = None;
     loop {
         let mut group: Vec<Job> = Vec::new();
@@ -502,11 +505,12 @@ async fn run_writer(
                 .map(|r| r.name.indicator.clone())
                 .collect();
             let mut rows = first.rows.len();
+            let groupable = first.groupable();
             group.push(first);
-            while group.len() < MAX_GROUP {
+            while groupable && group.len() < MAX_GROUP {
                 let Ok(next) = rx.try_recv() else { break };
                 let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
-                if overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
+                if !next.groupable() || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
                     held = Some(next);
                     break;
                 }
@@ -515,9 +519,6 @@ async fn run_writer(
                 group.push(next);
             }
         }
-        let Ok(_turn) = turns.acquire().await else {
-            return;
-        };
         if group.len() > 1 {
             match write_group(&pool, &group).await {
                 Ok(Some(stamp)) => {
@@ -557,7 +558,7 @@ async fn run_writer(
         for job in group {
             let result = call::scope(
                 job.call,
-                write_batch_now(&pool, &job.rows, false, job.claim.as_ref()),
+                write_batch_now(&pool, &job.rows, job.validate_only, job.claim.as_ref()),
             )
             .await;
             let _ = job.reply.send(result);
