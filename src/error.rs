@@ -164,18 +164,14 @@ fn classify_sqlx(e: sqlx::Error) -> Error {
                     ),
                     subjects: vec![],
                 },
-                // serialization_failure, deadlock_detected
-                "40001" | "40P01" => Error::Conflict,
+                // serialization_failure, deadlock_detected, and TW004: an import reached
+                // an indicator that another call wrote to after the import began (it
+                // rolled back; sent again, it supersedes that write)
+                "40001" | "40P01" | "TW004" => Error::Conflict,
                 // query_canceled (statement_timeout), lock_not_available (lock_timeout),
                 // and TW002: a write reached its deadline before it could commit (it
                 // rolled back; migrations/0004_concurrent_writes.sql)
                 "57014" | "55P03" | "TW002" => Error::DeadlineExceeded,
-                // TW003: an import's staging table lost rows (a database crash empties
-                // unlogged tables); nothing was written, the import can be sent again
-                "TW003" => {
-                    tracing::warn!(error = %e, "an import's staged rows were lost");
-                    Error::Unavailable
-                }
                 // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
                 // connection exceptions (08xxx)
                 c if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300") => {

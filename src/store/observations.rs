@@ -487,17 +487,23 @@ impl BatchWriter {
 }
 
 async fn run_writer(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    // A job taken from the queue that could not join the last group: the next one's first.
     let mut held: Option<Job> = None;
     loop {
         let mut group: Vec<Job> = Vec::new();
         {
-            let mut rx = rx.lock().await;
-            let first = match held.take() {
-                Some(j) => j,
-                None => match rx.recv().await {
-                    Some(j) => j,
-                    None => return,
-                },
+            // A writer with a held job must not wait for the queue: an idle writer holds
+            // it while it waits for a job, and the held job would wait with it. It only
+            // looks for more when the queue is free.
+            let (first, rx) = match held.take() {
+                Some(j) => (j, rx.try_lock().ok()),
+                None => {
+                    let mut rx = rx.lock().await;
+                    match rx.recv().await {
+                        Some(j) => (j, Some(rx)),
+                        None => return,
+                    }
+                }
             };
             let mut ids: std::collections::HashSet<ResourceId> = first
                 .rows
@@ -507,16 +513,18 @@ async fn run_writer(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Re
             let mut rows = first.rows.len();
             let groupable = first.groupable();
             group.push(first);
-            while groupable && group.len() < MAX_GROUP {
-                let Ok(next) = rx.try_recv() else { break };
-                let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
-                if !next.groupable() || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
-                    held = Some(next);
-                    break;
+            if let Some(mut rx) = rx {
+                while groupable && group.len() < MAX_GROUP {
+                    let Ok(next) = rx.try_recv() else { break };
+                    let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
+                    if !next.groupable() || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
+                        held = Some(next);
+                        break;
+                    }
+                    ids.extend(next.rows.iter().map(|r| r.name.indicator.clone()));
+                    rows += next.rows.len();
+                    group.push(next);
                 }
-                ids.extend(next.rows.iter().map(|r| r.name.indicator.clone()));
-                rows += next.rows.len();
-                group.push(next);
             }
         }
         if group.len() > 1 {

@@ -1609,3 +1609,45 @@ async fn cursors_handed_out_before_instant_ordering_still_resume() {
         "INVALID_CURSOR"
     );
 }
+
+/// Batches of one indicator that arrive together cannot share a database call; one is
+/// put aside while the other goes. Put aside, it must still be written at once, also
+/// when every other writer is idle (an idle writer waits for the queue, and the batch
+/// put aside must not wait behind it for a batch that never comes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_one_indicator_sent_together_are_all_written_at_once() {
+    let mut app = spawn_app().await;
+    app.create_indicator("cc-same").await;
+    for round in 0..20 {
+        let calls = (0..3).map(|k| {
+            let mut client = app.observations.clone();
+            let year = 1900 + round * 3 + k;
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = batch(
+                    &mut client,
+                    years("cc-same", year, year, "1"),
+                    Duration::from_secs(5),
+                )
+                .await;
+                (r, t.elapsed())
+            })
+        });
+        for (k, call) in futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let (r, took) = call.expect("task");
+            let r = r.unwrap_or_else(|e| panic!("round {round}, batch {k} after {took:?}: {e:?}"));
+            assert_eq!(r.inserted, 1, "round {round}, batch {k}");
+            assert!(
+                took < Duration::from_secs(2),
+                "round {round}, batch {k} took {took:?}"
+            );
+        }
+        // Every writer idle again.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(versions_of(&app.pool, "cc-same").await, 60);
+}

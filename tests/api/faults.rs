@@ -838,7 +838,8 @@ async fn leftovers(observer: &PgPool) -> (Vec<(i32, String, String)>, Vec<(i32, 
     let open: Vec<(i32, String, String)> = sqlx::query_as(
         "SELECT pid, state, left(query, 80) FROM pg_stat_activity \
           WHERE datname = current_database() AND application_name = 'tradewatch' \
-            AND state LIKE 'idle in transaction%'",
+            AND (state LIKE 'idle in transaction%' OR backend_xid IS NOT NULL \
+                 OR xact_start < now() - interval '2 seconds')",
     )
     .fetch_all(observer)
     .await
@@ -923,6 +924,9 @@ async fn clients_cancelling_at_random_moments_leave_no_open_transaction_or_lock(
             match fate {
                 Fate::Ok => acknowledged.push(op),
                 Fate::Dropped | Fate::Failed(Code::DeadlineExceeded | Code::Cancelled, _) => {}
+                // An import that reaches an indicator written to after it began rolls
+                // back and says so: the client sends it again.
+                Fate::Failed(Code::Aborted, _) if matches!(op, Op::Import(..)) => {}
                 Fate::Failed(code, message) => unexpected.push(format!(
                     "round {round}: {op:?} cut {cut:?}: {code:?} {message}"
                 )),
@@ -941,11 +945,20 @@ async fn clients_cancelling_at_random_moments_leave_no_open_transaction_or_lock(
                 burst.extend(every_kind_of_call_on(&c, round * 10 + n));
             }
             let outcomes = run_all(burst).await;
-            assert!(
-                outcomes.iter().all(|o| o.1.is_ok()),
-                "seed {seed}, after round {round}:\n{}",
-                show(&outcomes)
-            );
+            if !outcomes.iter().all(|o| o.1.is_ok()) {
+                let sessions: Vec<(i32, Option<String>, Option<String>, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT pid, state, wait_event, left(query, 120) FROM pg_stat_activity \
+                          WHERE datname = current_database() AND xact_start IS NOT NULL",
+                    )
+                    .fetch_all(&observer)
+                    .await
+                    .unwrap();
+                panic!(
+                    "seed {seed}, after round {round}:\n{}\nsessions in a transaction: {sessions:?}",
+                    show(&outcomes)
+                );
+            }
         }
     }
     println!("fates: {fates:?}");

@@ -1645,3 +1645,57 @@ async fn sdmx_csv_exported_and_imported_by_the_cli_round_trips_identically() {
     // And the plain CSV of both databases agrees too.
     assert_eq!(export(&mut app3, Format::Csv).await.0, EXPECTED_CSV);
 }
+
+/// An import takes its instant when it begins; it cannot supersede, with that earlier
+/// instant, what another call wrote later to an indicator the import reaches after. It
+/// then rolls back and answers ABORTED (retryable), and sent again it goes in whole.
+#[tokio::test]
+async fn an_import_reaching_an_indicator_written_after_it_began_is_aborted_and_can_be_sent_again() {
+    let mut app = spawn_app().await;
+    app.create_indicator(OFFSHORE).await;
+    app.create_indicator("cq-other").await;
+    let other = |value: &str| obs(&name("cq-other", "2010"), value, S::Normal);
+    let rows = fifteen();
+    let (tx, call) = start_import(&app);
+    // The import begins with OFFSHORE...
+    tx.send(pb::ImportObservationsRequest {
+        observations: rows[..5].to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    wait_staged(&app.pool, 0).await;
+    // ... another call writes cq-other 2010 meanwhile ...
+    let written = app
+        .observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            observations: vec![other("1.5")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.inserted, 1);
+    // ... and the import then revises it.
+    tx.send(pb::ImportObservationsRequest {
+        observations: vec![rows[5].clone(), other("2.5")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let err = call
+        .await
+        .unwrap()
+        .expect_err("an import behind a later write");
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    // Nothing of it was written: the batch's one version only.
+    assert_eq!(versions(&app).await, 1);
+
+    // Sent again, it supersedes the batch's value.
+    let mut again = rows[..6].to_vec();
+    again.push(other("2.5"));
+    let ok = import(&mut app, &again, 5, false).await.unwrap();
+    assert_eq!(counts(&ok), (6, 1, 0));
+    assert_eq!(versions(&app).await, 1 + 7);
+}
