@@ -946,9 +946,9 @@ async fn clients_cancelling_at_random_moments_leave_no_open_transaction_or_lock(
             }
             let outcomes = run_all(burst).await;
             if !outcomes.iter().all(|o| o.1.is_ok()) {
-                let sessions: Vec<(i32, Option<String>, Option<String>, Option<String>)> =
+                let sessions: Vec<(i32, String)> =
                     sqlx::query_as(
-                        "SELECT pid, state, wait_event, left(query, 120) FROM pg_stat_activity \
+                        "SELECT pid, concat_ws(' ', state, wait_event, left(query, 120)) FROM pg_stat_activity \
                           WHERE datname = current_database() AND xact_start IS NOT NULL",
                     )
                     .fetch_all(&observer)
