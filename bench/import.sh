@@ -57,7 +57,7 @@ INDICATORS=${BENCH_INDICATORS:-10000}
 MONTHS=${BENCH_MONTHS:-100}
 ADDR=${BENCH_ADDR:-127.0.0.1:50171}
 BATCH=${BENCH_BATCH:-}
-BIN=$REPO/target/release/tradewatch
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/tradewatch
 ROWS=$((INDICATORS * MONTHS))
 
 # The server must start its own private PostgreSQL, with info logs (the import log line).

@@ -71,8 +71,8 @@ SEED=${SOAK_SEED:-1}
 INTERVAL=${SOAK_INTERVAL:-10}
 RSS_LIMIT_MB=${SOAK_RSS_GROWTH_LIMIT_MB:-4}
 POOL_SIZE=${SOAK_POOL_SIZE:-}
-BIN=$REPO/target/release/tradewatch
-CLIENT=$REPO/target/release/examples/soak
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/tradewatch
+CLIENT=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/soak
 STARTED_UTC=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${SOAK_OUT:-$REPO/target/bench-soak/soak-$STARTED_UTC}
 

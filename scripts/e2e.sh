@@ -21,7 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ADDR=${E2E_ADDR:-127.0.0.1:50151}
 METRICS=${E2E_METRICS:-127.0.0.1:50152}
 KEY=""        # the admin key the server prints on first start; sent by grpc() when set
-BIN=target/release/tradewatch
+# Built where cargo builds: $CARGO_TARGET_DIR when set.
+BIN=${CARGO_TARGET_DIR:-target}/release/tradewatch
 PROGRAM=programs/cq-2015-service-trade
 TARGET=$PROGRAM/targets/services-trade-2020
 INDICATOR=indicators/e2e-offshore-outsourcing

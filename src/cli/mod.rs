@@ -34,7 +34,7 @@ use crate::proto::v1::observation_service_client::ObservationServiceClient;
 /// Where the server is and how to authenticate to it.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address of a running tradewatch server.
+    /// Address of a running tradewatch server: a URI (http://host:port), or host:port.
     #[arg(
         long,
         env = "TRADEWATCH_SERVER",
@@ -206,10 +206,20 @@ impl Interceptor for Auth {
 /// the [`Auth`] interceptor.
 pub type Conn = InterceptedService<Channel, Auth>;
 
+/// The server's URI: `host:port` (grpcurl's form) means `http://host:port`; a URI with a
+/// scheme is taken as it is.
+fn server_uri(server: &str) -> String {
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
+}
+
 /// Connects to the server named by `args`.
 pub async fn connect(args: &ServerArgs) -> Result<Conn, Failure> {
     let auth = Auth::new(args.key.as_deref())?;
-    let server = &args.server;
+    let server = &server_uri(&args.server);
     let endpoint = Channel::from_shared(server.clone()).map_err(|_| {
         Failure::Usage(format!(
             "--server / TRADEWATCH_SERVER: {server:?} is not a server address like http://127.0.0.1:50051"

@@ -947,3 +947,22 @@ async fn the_key_is_sent_as_a_bearer_token_on_every_call() {
     let r = cli(&["programs", "list"], Some(("flag", "bad\u{7f}key"))).await;
     assert!(r.fails(2).contains("--key"), "{}", r.stderr);
 }
+
+/// `--server` also takes grpcurl's form, `host:port` without a scheme.
+#[tokio::test]
+async fn server_given_as_host_and_port_like_grpcurl_is_reached() {
+    let mut app = spawn_app().await;
+    app.create_program("hp").await;
+    let out = output({
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+        cmd.args(["programs", "get", "hp"])
+            .args(["--server", &app.addr.to_string()])
+            .args(["--key", &app.admin_key])
+            .env_remove("TRADEWATCH_SERVER")
+            .env_remove("TRADEWATCH_KEY")
+            .kill_on_drop(true);
+        cmd
+    })
+    .await;
+    assert_eq!(fields(out.ok())["name"], "programs/hp");
+}
