@@ -890,23 +890,9 @@ async fn write_chunk(
     validate_only: bool,
 ) -> Result<()> {
     if written.is_none() {
-        let mut tx = begin(pool).await?;
-        // The stamp, once the transaction has its id (see docs/consistency.md).
-        let stamp = if validate_only {
-            None
-        } else {
-            let t: DateTime<Utc> = sqlx::query_scalar(
-                "SELECT greatest(clock_timestamp(), \
-                        (SELECT max(known_from) FROM observation_versions) + interval '1 microsecond') \
-                   FROM (SELECT pg_current_xact_id()) AS id",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            Some(t)
-        };
         *written = Some(Written {
-            tx,
-            stamp,
+            tx: begin(pool).await?,
+            stamp: None,
             counts: HashMap::new(),
             reached: HashMap::new(),
         });
@@ -945,6 +931,20 @@ async fn write_chunk(
             });
         }
         w.reached.extend(found);
+    }
+    if w.stamp.is_none() && !validate_only {
+        // The stamp, once the transaction has its id and holds the heads of the first
+        // message's indicators (see docs/consistency.md): later than every version of
+        // those, so an import whose indicators all come in its first message never meets
+        // a later write of one of them.
+        let t: DateTime<Utc> = sqlx::query_scalar(
+            "SELECT greatest(clock_timestamp(), \
+                    (SELECT max(known_from) FROM observation_versions) + interval '1 microsecond') \
+               FROM (SELECT pg_current_xact_id()) AS id",
+        )
+        .fetch_one(&mut *w.tx)
+        .await?;
+        w.stamp = Some(t);
     }
     let (fresh, others): (Vec<&StagedRow>, Vec<&StagedRow>) = rows
         .iter()

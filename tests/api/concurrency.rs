@@ -1651,3 +1651,100 @@ async fn batches_of_one_indicator_sent_together_are_all_written_at_once() {
     }
     assert_eq!(versions_of(&app.pool, "cc-same").await, 60);
 }
+
+/// An import stamps its versions only once it holds the heads of its first message's
+/// indicators: a write of one of them that commits while the import waits for its head
+/// is earlier than the import, which then supersedes it (it used to take its instant
+/// first, find the write later than itself, and fail with ABORTED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_waiting_for_its_first_head_supersedes_the_write_that_held_it() {
+    let mut app = spawn_app().await;
+    app.create_indicator("cc-imp").await;
+    let mut client = app.observations.clone();
+    let first = batch(
+        &mut client,
+        years("cc-imp", 2010, 2010, "1"),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the first value");
+    assert_eq!(first.inserted, 1);
+
+    // A writer holds the head...
+    let mut lock = HeadLock::take(&app.pool, "cc-imp").await;
+    // ... while the import of 2010 and 2011 begins.
+    let mut importer = app.observations.clone();
+    let import = tokio::spawn(async move {
+        importer
+            .import_observations(within(
+                tokio_stream::iter(vec![pb::ImportObservationsRequest {
+                    observations: years("cc-imp", 2010, 2011, "3"),
+                    ..Default::default()
+                }]),
+                Duration::from_secs(10),
+            ))
+            .await
+            .map(|r| r.into_inner())
+    });
+    // Once the import waits for the head, the writer revises 2010 to 2 and commits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+               AND application_name = 'tradewatch' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never waited for the head"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::raw_sql(
+        "WITH t AS (SELECT clock_timestamp() AS t), \
+              closed AS (UPDATE observation_versions v SET known_until = (SELECT t FROM t) \
+                          FROM indicators i \
+                         WHERE i.indicator_id = 'cc-imp' AND v.indicator_key = i.indicator_key \
+                           AND v.period = '2010' AND v.known_until IS NULL RETURNING v.*) \
+         INSERT INTO observation_versions \
+                (indicator_key, period, value, status, comment, source, deleted, known_from) \
+         SELECT indicator_key, period, 2, status, comment, source, false, (SELECT t FROM t) \
+           FROM closed; \
+         COMMIT",
+    )
+    .execute(&mut lock.0)
+    .await
+    .expect("the writer's revision");
+
+    let imported = import.await.unwrap().expect("the import after the write");
+    assert_eq!(
+        (imported.inserted, imported.revised, imported.unchanged),
+        (1, 1, 0)
+    );
+    // 2010: 1, then the writer's 2, then the import's 3; 2011: the import's 3.
+    let values: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT period, value::text, known_until IS NULL FROM observation_versions \
+          ORDER BY period, known_from",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let expected = [
+        ("2010", "1", false),
+        ("2010", "2", false),
+        ("2010", "3", true),
+        ("2011", "3", true),
+    ];
+    assert_eq!(
+        values,
+        expected
+            .iter()
+            .map(|(p, v, c)| (p.to_string(), v.to_string(), *c))
+            .collect::<Vec<_>>()
+    );
+}
