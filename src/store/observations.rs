@@ -177,6 +177,36 @@ pub struct BatchRow {
     pub deleted: bool,
 }
 
+/// Batch rows as the write functions' array parameters, one array per column.
+#[derive(Default)]
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    periods: Vec<String>,
+    frequencies: Vec<&'static str>,
+    values: Vec<Option<&'a str>>,
+    statuses: Vec<&'static str>,
+    comments: Vec<&'a str>,
+    sources: Vec<&'a str>,
+    deleted: Vec<bool>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: impl IntoIterator<Item = &'a BatchRow>) -> Self {
+        let mut c = Columns::default();
+        for r in rows {
+            c.ids.push(r.name.indicator.as_str());
+            c.periods.push(r.name.period.to_string());
+            c.frequencies.push(r.name.period.frequency().code());
+            c.values.push(r.value.as_ref().map(Decimal::as_str));
+            c.statuses.push(r.status.code());
+            c.comments.push(r.comment.as_str());
+            c.sources.push(r.source.as_str());
+            c.deleted.push(r.deleted);
+        }
+        c
+    }
+}
+
 /// Why a row of a batch was refused (nothing of the batch was written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -242,38 +272,20 @@ async fn write_batch_now(
     validate_only: bool,
     claim: Option<&Claim>,
 ) -> Result<BatchOutcome> {
-    let n = rows.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut periods = Vec::with_capacity(n);
-    let mut frequencies = Vec::with_capacity(n);
-    let mut values = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut comments = Vec::with_capacity(n);
-    let mut sources = Vec::with_capacity(n);
-    let mut deleted = Vec::with_capacity(n);
-    for r in rows {
-        ids.push(r.name.indicator.as_str());
-        periods.push(r.name.period.to_string());
-        frequencies.push(r.name.period.frequency().code());
-        values.push(r.value.as_ref().map(Decimal::as_str));
-        statuses.push(r.status.code());
-        comments.push(r.comment.as_str());
-        sources.push(r.source.as_str());
-        deleted.push(r.deleted);
-    }
+    let c = Columns::of(rows);
     let caller = call::current().unwrap_or_default();
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
         let run = sqlx::query(BATCH_SQL)
-            .bind(&ids)
-            .bind(&periods)
-            .bind(&frequencies)
-            .bind(&values)
-            .bind(&statuses)
-            .bind(&comments)
-            .bind(&sources)
-            .bind(&deleted)
+            .bind(&c.ids)
+            .bind(&c.periods)
+            .bind(&c.frequencies)
+            .bind(&c.values)
+            .bind(&c.statuses)
+            .bind(&c.comments)
+            .bind(&c.sources)
+            .bind(&c.deleted)
             .bind(caller.actor.as_deref().unwrap_or(""))
             .bind(&caller.method)
             .bind(&caller.request_id)
@@ -576,27 +588,12 @@ async fn run_writer(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Re
 
 /// Writes a group in one call; `None` when its batches must be written one by one.
 async fn write_group(pool: &PgPool, group: &[Job]) -> Result<Option<DateTime<Utc>>> {
-    let n: usize = group.iter().map(|j| j.rows.len()).sum();
-    let mut calls = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut periods = Vec::with_capacity(n);
-    let mut frequencies = Vec::with_capacity(n);
-    let mut values = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut comments = Vec::with_capacity(n);
-    let mut sources = Vec::with_capacity(n);
-    for (c, job) in group.iter().enumerate() {
-        for r in &job.rows {
-            calls.push(c as i32 + 1);
-            ids.push(r.name.indicator.as_str());
-            periods.push(r.name.period.to_string());
-            frequencies.push(r.name.period.frequency().code());
-            values.push(r.value.as_ref().map(Decimal::as_str));
-            statuses.push(r.status.code());
-            comments.push(r.comment.as_str());
-            sources.push(r.source.as_str());
-        }
-    }
+    let calls: Vec<i32> = group
+        .iter()
+        .enumerate()
+        .flat_map(|(c, job)| std::iter::repeat_n(c as i32 + 1, job.rows.len()))
+        .collect();
+    let c = Columns::of(group.iter().flat_map(|job| &job.rows));
     let actors: Vec<&str> = group
         .iter()
         .map(|j| j.call.actor.as_deref().unwrap_or(""))
@@ -627,13 +624,13 @@ async fn write_group(pool: &PgPool, group: &[Job]) -> Result<Option<DateTime<Utc
          $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&calls)
-    .bind(&ids)
-    .bind(&periods)
-    .bind(&frequencies)
-    .bind(&values)
-    .bind(&statuses)
-    .bind(&comments)
-    .bind(&sources)
+    .bind(&c.ids)
+    .bind(&c.periods)
+    .bind(&c.frequencies)
+    .bind(&c.values)
+    .bind(&c.statuses)
+    .bind(&c.comments)
+    .bind(&c.sources)
     .bind(&actors)
     .bind(&methods)
     .bind(&request_ids)

@@ -1233,38 +1233,6 @@ async fn database_connections_over_tcp_set_tcp_nodelay() {
     pool.close().await;
 }
 
-/// Runs `pg_ctl -D <data dir> <args>` as the owner of the data directory, without the
-/// `PG*` variables (as faults.rs does).
-async fn pg_ctl(pg: &EmbeddedPostgres, args: &[&str]) {
-    use std::os::unix::fs::MetadataExt as _;
-    let mut cmd = tokio::process::Command::new(pg.bindir().join("pg_ctl"));
-    cmd.arg("-D")
-        .arg(pg.data_dir())
-        .args(args)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            cmd.env_remove(key);
-        }
-    }
-    if nix::unistd::Uid::effective().is_root() {
-        let meta = std::fs::metadata(pg.data_dir()).expect("stat the data directory");
-        cmd.uid(meta.uid()).gid(meta.gid());
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("pg_ctl finishes")
-        .expect("run pg_ctl");
-    assert!(
-        out.status.success(),
-        "pg_ctl {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The health of the whole server (`""`), or the check's error.
 async fn health(channel: &tonic::transport::Channel) -> Result<i32, tonic::Status> {
     HealthClient::new(channel.clone())
@@ -1390,7 +1358,7 @@ async fn with_the_database_down_over_tcp_calls_fail_unavailable_within_a_second_
     wait_health(&plain, ServingStatus::Serving, Duration::from_secs(5)).await;
     println!("{} pooled connections before the outage", pool.size());
 
-    pg_ctl(&pg, &["-m", "fast", "-w", "-t", "60", "stop"]).await;
+    crate::faults::pg_ctl(&pg, &["-m", "fast", "-w", "-t", "60", "stop"]).await;
     // Round 1 meets the pooled connections the stop broke; round 2 comes once they are
     // gone and the API key's cached check has expired (so the key is checked again).
     for round in 1..=2 {
@@ -1428,7 +1396,7 @@ async fn with_the_database_down_over_tcp_calls_fail_unavailable_within_a_second_
     // The database comes back: the same server serves again, by itself.
     let root = pg.data_dir().parent().expect("the cluster's directory");
     let log = root.join("postgres.log");
-    pg_ctl(
+    crate::faults::pg_ctl(
         &pg,
         &[
             "-l",

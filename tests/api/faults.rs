@@ -80,7 +80,7 @@ async fn wait_health(channel: &Channel, want: ServingStatus, patience: Duration)
 /// Runs `pg_ctl -D <data dir> <args>` as the owner of the data directory (PostgreSQL
 /// refuses to run as root; the embedded cluster's files belong to `postgres` then), with
 /// no inherited `PG*` variables, as `embedded_pg` does.
-async fn pg_ctl(pg: &EmbeddedPostgres, args: &[&str]) {
+pub(crate) async fn pg_ctl(pg: &EmbeddedPostgres, args: &[&str]) {
     use std::os::unix::fs::MetadataExt as _;
     let mut cmd = tokio::process::Command::new(pg.bindir().join("pg_ctl"));
     cmd.arg("-D")
@@ -176,20 +176,7 @@ struct InProcess {
 }
 
 async fn serve_on(pool: PgPool, options: server::Options) -> InProcess {
-    let ctx = server::context(pool).await.expect("context");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(
-        listener,
-        ctx,
-        async move {
-            let _ = rx.await;
-        },
-        options,
-    ));
+    let (addr, tx) = crate::helpers::serve_pool(pool, options).await;
     InProcess { addr, _stop: tx }
 }
 
