@@ -218,7 +218,7 @@ impl Resolver {
         let mut rows = Vec::with_capacity(inputs.len());
         for (index, parsed) in inputs {
             let Some(input) = parsed else { continue };
-            let name_field = format!("{field}[{index}].name");
+            let name_field = || format!("{field}[{index}].name");
             match self
                 .cache
                 .get(input.name.indicator.as_str())
@@ -226,13 +226,13 @@ impl Resolver {
                 .flatten()
             {
                 None => errors.push(FieldViolation::new(
-                    name_field,
+                    name_field(),
                     "NOT_FOUND",
                     format!("indicators/{} does not exist", input.name.indicator),
                 )),
                 Some(ind) if ind.frequency != input.name.period.frequency() => {
                     errors.push(FieldViolation::new(
-                        name_field,
+                        name_field(),
                         "PERIOD_FREQUENCY_MISMATCH",
                         format!(
                             "{} is {} but indicators/{} is {}",

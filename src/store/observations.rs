@@ -722,7 +722,7 @@ enum Command {
 pub struct Import {
     tx: mpsc::Sender<Command>,
     rows: i64,
-    seen: Option<HashMap<(i32, Period), i64>>,
+    seen: Option<HashMap<(i32, Period), i64, foldhash::fast::RandomState>>,
     duplicates: Vec<(i64, i64)>,
 }
 
@@ -742,7 +742,7 @@ impl Import {
         Self {
             tx,
             rows: 0,
-            seen: Some(HashMap::new()),
+            seen: Some(HashMap::default()),
             duplicates: Vec::new(),
         }
     }
@@ -830,8 +830,9 @@ fn copy_escape(out: &mut String, s: &str) {
     }
 }
 
-/// The COPY text format of `rows` as new current versions known from `stamp`
-/// (`indicator_key, period, value, status, comment, source, deleted, known_from`).
+/// The COPY text format of `rows` as new current versions known from `stamp`, added in
+/// bulk (`indicator_key, period, value, status, comment, source, deleted, known_from,
+/// bulk`).
 fn copy_lines(rows: &[&StagedRow], stamp: &str) -> Vec<u8> {
     use std::fmt::Write as _;
     let mut buf = String::with_capacity(rows.len() * 80);
@@ -849,7 +850,7 @@ fn copy_lines(rows: &[&StagedRow], stamp: &str) -> Vec<u8> {
         copy_escape(&mut buf, &r.source);
         buf.push_str("\tf\t");
         buf.push_str(stamp);
-        buf.push('\n');
+        buf.push_str("\tt\n");
     }
     buf.into_bytes()
 }
@@ -936,7 +937,7 @@ async fn write_chunk(
         // a later write of one of them.
         let t: DateTime<Utc> = sqlx::query_scalar(
             "SELECT greatest(clock_timestamp(), \
-                    (SELECT max(known_from) FROM observation_versions) + interval '1 microsecond') \
+                    observations_latest_known_from() + interval '1 microsecond') \
                FROM (SELECT pg_current_xact_id()) AS id",
         )
         .fetch_one(&mut *w.tx)
@@ -950,12 +951,15 @@ async fn write_chunk(
         w.counts.entry(r.indicator_key).or_default()[0] += 1;
     }
     if let (Some(stamp), false) = (w.stamp, fresh.is_empty()) {
-        // New observations of indicators that had none: straight in, at COPY speed.
+        // New observations of indicators that had none: straight in, at COPY speed, marked
+        // `bulk` (left out of the per-row feed index; finish_import records them in
+        // observation_bulk: migrations/0005_bulk_feed.sql).
         let stamp = stamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut copy =
             w.tx.copy_in_raw(
                 "COPY observation_versions \
-                   (indicator_key, period, value, status, comment, source, deleted, known_from) \
+                   (indicator_key, period, value, status, comment, source, deleted, known_from, \
+                    bulk) \
                  FROM STDIN",
             )
             .await?;
@@ -1050,6 +1054,24 @@ async fn finish_import(
             counts,
             commit_time: None,
         }));
+    }
+    // The versions added in bulk, one group per indicator that had no observation when
+    // the import reached it (all of its rows were inserted with COPY), for the feed.
+    let (bulk_keys, bulk_versions): (Vec<i32>, Vec<i64>) = keys
+        .iter()
+        .filter(|k| w.reached.get(k) == Some(&true) && w.counts[k][0] > 0)
+        .map(|k| (*k, w.counts[k][0]))
+        .unzip();
+    if !bulk_keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO observation_bulk (known_from, indicator_key, versions) \
+             SELECT $1, k, n FROM unnest($2::integer[], $3::bigint[]) AS x(k, n)",
+        )
+        .bind(w.stamp)
+        .bind(&bulk_keys)
+        .bind(&bulk_versions)
+        .execute(&mut *w.tx)
+        .await?;
     }
     let caller = call::current().unwrap_or_default();
     sqlx::query(
@@ -1146,7 +1168,9 @@ pub async fn latest_known_from(
     horizon: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
     let t: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT max(known_from) FROM observation_versions WHERE known_from <= $1",
+        "SELECT greatest( \
+            (SELECT max(known_from) FROM observation_versions WHERE NOT bulk AND known_from <= $1), \
+            (SELECT max(known_from) FROM observation_bulk WHERE known_from <= $1))",
     )
     .bind(horizon)
     .fetch_one(pool)
@@ -1404,18 +1428,48 @@ pub async fn changes_after(
         Some((k, p)) => (*k, p.as_str()),
         None => (i32::MAX, "~"),
     };
+    // Two sources in the same order, merged here: the versions in the feed index
+    // (`NOT bulk`), and those an import added in bulk, found group by group (one group
+    // per stamp and indicator, all its versions) through observation_bulk and the unique
+    // key. A page takes as many groups as make up `limit` versions after the position
+    // (the position's own group, partly delivered, is not counted), and from each at most
+    // `limit` versions in period order: so each source yields its first `limit`.
     let rows = sqlx::query(concat!(
-        "SELECT v.indicator_key, ",
+        "(SELECT v.indicator_key, ",
         version_columns!(),
         ", EXISTS (SELECT 1 FROM observation_versions p \
                    WHERE p.indicator_key = v.indicator_key AND p.period = v.period \
                      AND p.known_until = v.known_from AND NOT p.deleted) AS had_previous \
           FROM observation_versions v JOIN indicators i USING (indicator_key) \
-         WHERE (v.known_from, v.indicator_key, v.period::text) \
+         WHERE NOT v.bulk \
+           AND (v.known_from, v.indicator_key, v.period::text) \
                  > ($1, $2, $3::text COLLATE \"C\") \
            AND v.known_from <= $4 \
            AND ($5::integer[] IS NULL OR v.indicator_key = ANY($5)) \
-         ORDER BY v.known_from, v.indicator_key, v.period LIMIT $6"
+         ORDER BY v.known_from, v.indicator_key, v.period LIMIT $6) \
+         UNION ALL \
+         (SELECT v.indicator_key, ",
+        version_columns!(),
+        ", false AS had_previous \
+          FROM (SELECT g.known_from, g.indicator_key, \
+                       sum(CASE WHEN (g.known_from, g.indicator_key) = ($1, $2) THEN 0 \
+                                ELSE g.versions END) \
+                         OVER (ORDER BY g.known_from, g.indicator_key \
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
+                  FROM (SELECT b.known_from, b.indicator_key, b.versions \
+                          FROM observation_bulk b \
+                         WHERE (b.known_from, b.indicator_key) >= ($1, $2) \
+                           AND b.known_from <= $4 \
+                           AND ($5::integer[] IS NULL OR b.indicator_key = ANY($5)) \
+                         ORDER BY b.known_from, b.indicator_key LIMIT $6 + 1) g) g \
+          CROSS JOIN LATERAL ( \
+                SELECT v.* FROM observation_versions v \
+                 WHERE v.indicator_key = g.indicator_key AND v.known_from = g.known_from \
+                   AND v.bulk AND (v.known_from, v.indicator_key, v.period::text) \
+                                    > ($1, $2, $3::text COLLATE \"C\") \
+                 ORDER BY v.period LIMIT $6) v \
+          JOIN indicators i ON i.indicator_key = v.indicator_key \
+         WHERE coalesce(g.before, 0) < $6)"
     ))
     .bind(from.known_from)
     .bind(within_key)
@@ -1425,7 +1479,8 @@ pub async fn changes_after(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    let mut changes = rows
+        .iter()
         .map(|r| {
             let version = version_from_row(r)?;
             let had_previous: bool = r.try_get("had_previous")?;
@@ -1445,7 +1500,15 @@ pub async fn changes_after(
                 version,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Change>>>()?;
+    // The merge: positions compare as (known_from, indicator key, period), the period's
+    // canonical text in byte order (the column's "C" collation).
+    changes.sort_unstable_by(|a, b| {
+        (a.position.known_from, &a.position.within)
+            .cmp(&(b.position.known_from, &b.position.within))
+    });
+    changes.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(changes)
 }
 
 /// A row of an export, with what SDMX-CSV needs of its indicator.

@@ -1716,3 +1716,162 @@ async fn an_import_waiting_for_its_first_head_supersedes_the_write_that_held_it(
             .collect::<Vec<_>>()
     );
 }
+
+/// `count` monthly observations of `indicator` from 1900-M01, valued `base + month`.
+fn months(indicator: &str, count: usize, base: usize) -> Vec<pb::Observation> {
+    (0..count)
+        .map(|m| {
+            let period = format!("{}-M{:02}", 1900 + m / 12, m % 12 + 1);
+            obs(
+                &name(indicator, &period),
+                &(base + m).to_string(),
+                S::Normal,
+            )
+        })
+        .collect()
+}
+
+/// Imports `rows` in messages of 500.
+async fn import_rows(
+    client: &mut Observations,
+    rows: Vec<pb::Observation>,
+) -> pb::ImportObservationsResponse {
+    let messages: Vec<pb::ImportObservationsRequest> = rows
+        .chunks(500)
+        .map(|c| pb::ImportObservationsRequest {
+            observations: c.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    client
+        .import_observations(within(
+            tokio_stream::iter(messages),
+            Duration::from_secs(30),
+        ))
+        .await
+        .expect("the import")
+        .into_inner()
+}
+
+/// The versions an import adds with COPY for indicators that had none are left out of
+/// the feed's per-row index and found through their group (migrations/0005_bulk_feed.sql).
+/// The feed still delivers every version once, in (known_from, indicator, period) order,
+/// with pages that end inside a group and resume from their cursor on the other replica,
+/// interleaved with batch writes and an import's rows for an indicator that had data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_delivers_imported_rows_once_in_order_across_pages_and_replicas() {
+    let mut app = spawn_app().await;
+    let replica = app.replica().await;
+    for id in ["cc-a", "cc-b", "cc-c", "cc-d"] {
+        app.create_indicator_with(id, pb::Frequency::Monthly, 0)
+            .await;
+    }
+    let mut client = app.observations.clone();
+    let ten = Duration::from_secs(10);
+    // 5 versions of cc-a by a batch.
+    batch(&mut client, months("cc-a", 5, 0), ten)
+        .await
+        .expect("batch cc-a");
+    // 1,500 of cc-b and 400 of cc-c, in bulk (neither had observations).
+    let first = import_rows(
+        &mut client,
+        [months("cc-b", 1_500, 10_000), months("cc-c", 400, 20_000)].concat(),
+    )
+    .await;
+    assert_eq!((first.inserted, first.revised), (1_900, 0));
+    // 2 revisions of cc-b by a batch.
+    let revised = batch(&mut client, months("cc-b", 2, 30_000), ten)
+        .await
+        .expect("batch cc-b");
+    assert_eq!(revised.revised, 2);
+    // cc-a had observations: 1 revised and 3 new through the classifying path; cc-d's
+    // 300 in bulk.
+    let mut second = months("cc-a", 8, 40_000);
+    second.drain(1..5);
+    let second = import_rows(&mut client, [second, months("cc-d", 300, 50_000)].concat()).await;
+    assert_eq!((second.inserted, second.revised), (303, 1));
+    // 5 + 1,900 + 2 + 4 + 300 = 2,211 versions.
+    let expected: Vec<(String, i64)> = sqlx::query_as::<_, (String, String, DateTime<Utc>)>(
+        "SELECT i.indicator_id::text, v.period::text, v.known_from \
+           FROM observation_versions v JOIN indicators i USING (indicator_key) \
+          ORDER BY v.known_from, v.indicator_key, v.period",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(i, p, t)| (name(&i, &p), t.timestamp_micros()))
+    .collect();
+    assert_eq!(expected.len(), 2_211);
+    let bulk: i64 = sqlx::query_scalar("SELECT count(*) FROM observation_versions WHERE bulk")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(bulk, 1_500 + 400 + 300);
+
+    // Pages of at most 1,000 changes; after each page the client resumes from its
+    // cursor on the other replica.
+    let replicas = [app.observations.clone(), replica.observations.clone()];
+    let mut delivered: Vec<(String, i64, Kind)> = Vec::new();
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    for hop in 0..10 {
+        if delivered.len() >= expected.len() {
+            break;
+        }
+        let request = pb::WatchObservationsRequest {
+            from_beginning: cursor.is_empty(),
+            start_cursor: cursor.clone(),
+            ..Default::default()
+        };
+        let mut feed = replicas[hop % 2]
+            .clone()
+            .watch_observations(request)
+            .await
+            .expect("WatchObservations")
+            .into_inner();
+        let m = tokio::time::timeout(Duration::from_secs(5), feed.message())
+            .await
+            .expect("a page comes")
+            .expect("the feed does not fail")
+            .expect("stays open");
+        pages.push(m.changes.len());
+        cursor = m.cursor;
+        for c in m.changes {
+            let o = c.observation.expect("a change carries its version");
+            delivered.push((
+                o.name,
+                micros(&o.known_from),
+                Kind::try_from(c.kind).unwrap(),
+            ));
+        }
+    }
+    // The first page ends inside cc-b's group (5 of cc-a, then 995 of cc-b's 1,500).
+    assert_eq!(pages, vec![1_000, 1_000, 211], "page sizes");
+    let as_delivered: Vec<(String, i64)> = delivered.iter().map(|d| (d.0.clone(), d.1)).collect();
+    assert_eq!(
+        as_delivered, expected,
+        "the feed is the stored versions, in order, once each"
+    );
+    let kinds = |k: Kind| delivered.iter().filter(|d| d.2 == k).count();
+    // Revised: cc-b's 2 and cc-a's 1; all others created.
+    assert_eq!((kinds(Kind::Created), kinds(Kind::Revised)), (2_208, 3));
+    // Nothing more, and a feed resumed at the end waits.
+    let mut feed = replicas[0]
+        .clone()
+        .watch_observations(pb::WatchObservationsRequest {
+            start_cursor: cursor,
+            ..Default::default()
+        })
+        .await
+        .expect("WatchObservations")
+        .into_inner();
+    let more = tokio::time::timeout(Duration::from_millis(500), feed.message()).await;
+    assert!(
+        more.is_err()
+            || more.as_ref().is_ok_and(|m| m
+                .as_ref()
+                .is_ok_and(|m| m.as_ref().is_some_and(|m| m.changes.is_empty()))),
+        "nothing after the last change: {more:?}"
+    );
+}
