@@ -334,6 +334,8 @@ psql_val() { psql_q -tA -c "$1"; }
 # The observation store, emptied before every writes run and every import.
 reset_store() {
     local tables=observation_versions
+    [[ $(psql_val "SELECT to_regclass('observation_bulk') IS NOT NULL") == t ]] &&
+        tables+=", observation_bulk"
     [[ $(psql_val "SELECT to_regclass('observation_commits') IS NOT NULL") == t ]] &&
         tables+=", observation_commits"
     psql_q -c "TRUNCATE $tables" -c "CHECKPOINT"

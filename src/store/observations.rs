@@ -817,42 +817,100 @@ struct Written {
     reached: HashMap<i32, bool>,
 }
 
-/// Appends `s` to a COPY text-format field, escaping what COPY would interpret.
-fn copy_escape(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+/// PostgreSQL's epoch (2000-01-01 UTC) in Unix microseconds.
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+/// Appends one field of PostgreSQL's binary COPY format: its length, then its bytes.
+fn copy_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Fields here are at most a few KiB (comments are limited to 1,000 characters).
+    out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends `d` as a binary `numeric` field: digit count, weight (of the first base-10000
+/// digit), sign, display scale, then base-10000 digits, without leading or trailing zero
+/// digits (what numeric_send produces). `d` is in canonical plain notation.
+fn copy_numeric(out: &mut Vec<u8>, d: &str) {
+    let (negative, digits) = match d.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, d),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let decimal = |s: &[u8]| s.iter().fold(0i16, |n, c| n * 10 + i16::from(c - b'0'));
+    // Base-10000 digits: the integer part in groups of 4 from the point leftwards, the
+    // fraction in groups of 4 from the point rightwards (the last padded with zeros).
+    let lead = int.len() % 4;
+    let mut groups: Vec<i16> = Vec::with_capacity(int.len() / 4 + frac.len() / 4 + 2);
+    if lead > 0 {
+        groups.push(decimal(&int.as_bytes()[..lead]));
+    }
+    groups.extend(int.as_bytes()[lead..].chunks(4).map(decimal));
+    let mut weight = groups.len() as i16 - 1;
+    groups.extend(frac.as_bytes().chunks(4).map(|c| {
+        let n = decimal(c);
+        n * [1, 1000, 100, 10, 1][c.len()]
+    }));
+    let skip = groups.iter().take_while(|g| **g == 0).count();
+    weight -= skip as i16;
+    let end = groups.len() - groups.iter().rev().take_while(|g| **g == 0).count();
+    let groups = if skip >= end {
+        &[][..]
+    } else {
+        &groups[skip..end]
+    };
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    out.extend_from_slice(&(8 + 2 * groups.len() as i32).to_be_bytes());
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(frac.len() as i16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
     }
 }
 
-/// The COPY text format of `rows` as new current versions known from `stamp`, added in
-/// bulk (`indicator_key, period, value, status, comment, source, deleted, known_from,
-/// bulk`).
-fn copy_lines(rows: &[&StagedRow], stamp: &str) -> Vec<u8> {
-    use std::fmt::Write as _;
-    let mut buf = String::with_capacity(rows.len() * 80);
+/// `rows` as new current versions known from `stamp`, added in bulk, in PostgreSQL's
+/// binary COPY format (`indicator_key, period, value, status, comment, source, deleted,
+/// known_from, bulk`): the database then has no text to parse (a tenth of its time in
+/// an import with the text format). Hand-written: the format is a few lines of
+/// PostgreSQL's documentation (COPY, "Binary Format"), and no well-kept crate writes it
+/// for sqlx's raw COPY.
+fn copy_binary(rows: &[&StagedRow], stamp: DateTime<Utc>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(19 + rows.len() * 110 + 2);
+    // Signature, flags, header extension length.
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    let stamp = (stamp.timestamp_micros() - PG_EPOCH_US).to_be_bytes();
+    let mut period = String::with_capacity(8);
     for r in rows {
-        let _ = write!(buf, "{}\t{}\t", r.indicator_key, r.period);
+        use std::fmt::Write as _;
+        out.extend_from_slice(&9i16.to_be_bytes());
+        copy_field(&mut out, &r.indicator_key.to_be_bytes());
+        period.clear();
+        let _ = write!(period, "{}", r.period);
+        copy_field(&mut out, period.as_bytes());
         match &r.value {
-            Some(v) => buf.push_str(v.as_str()),
-            None => buf.push_str("\\N"),
+            Some(v) => copy_numeric(&mut out, v.as_str()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
-        buf.push('\t');
-        buf.push_str(r.status.code());
-        buf.push('\t');
-        copy_escape(&mut buf, &r.comment);
-        buf.push('\t');
-        copy_escape(&mut buf, &r.source);
-        buf.push_str("\tf\t");
-        buf.push_str(stamp);
-        buf.push_str("\tt\n");
+        copy_field(&mut out, r.status.code().as_bytes());
+        copy_field(&mut out, r.comment.as_bytes());
+        copy_field(&mut out, r.source.as_bytes());
+        copy_field(&mut out, &[0]);
+        copy_field(&mut out, &stamp);
+        copy_field(&mut out, &[1]);
     }
-    buf.into_bytes()
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }
 
 async fn run_import(pool: PgPool, mut rx: mpsc::Receiver<Command>, validate_only: bool) {
@@ -954,16 +1012,15 @@ async fn write_chunk(
         // New observations of indicators that had none: straight in, at COPY speed, marked
         // `bulk` (left out of the per-row feed index; finish_import records them in
         // observation_bulk: migrations/0005_bulk_feed.sql).
-        let stamp = stamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut copy =
             w.tx.copy_in_raw(
                 "COPY observation_versions \
                    (indicator_key, period, value, status, comment, source, deleted, known_from, \
                     bulk) \
-                 FROM STDIN",
+                 FROM STDIN (FORMAT binary)",
             )
             .await?;
-        copy.send(copy_lines(&fresh, &stamp)).await?;
+        copy.send(copy_binary(&fresh, stamp)).await?;
         copy.finish().await.map_err(|e| match &e {
             // Beyond DUPLICATES_IN_MEMORY rows, the unique key finds repeats.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => Error::invalid(

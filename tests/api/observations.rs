@@ -1699,3 +1699,55 @@ async fn an_import_reaching_an_indicator_written_after_it_began_is_aborted_and_c
     assert_eq!(counts(&ok), (6, 1, 0));
     assert_eq!(versions(&app).await, 1 + 7);
 }
+
+/// An import writes the rows of an indicator without observations in PostgreSQL's binary
+/// COPY format, encoding each value as a `numeric` itself: every shape of decimal reads
+/// back exactly as sent (canonical), with its scale, sign and zeros, and a missing value
+/// stays missing.
+#[tokio::test]
+async fn imported_values_of_every_shape_read_back_exactly() {
+    let mut app = spawn_app().await;
+    app.create_indicator("cc-shapes").await;
+    // (sent, read back): hand-worked canonical forms; the comments name the base-10000
+    // digits PostgreSQL stores (weight of the first, then the digits).
+    let values = [
+        ("0", "0"),                                       // no digits
+        ("0.00", "0.00"),                                 // no digits, scale 2
+        ("-0.00", "0.00"),                                // no negative zero
+        ("7", "7"),                                       // 0: 7
+        ("10000", "10000"),                               // 1: 1 (the trailing 0000 dropped)
+        ("1234.5", "1234.5"),                             // 0: 1234 5000, scale 1
+        ("21.50", "21.50"),                               // 0: 21 5000, scale 2
+        ("-0.05", "-0.05"),                               // -1: 500, negative
+        ("0.0001", "0.0001"),                             // -1: 1
+        ("0.00001", "0.00001"),                           // -2: 1000
+        ("99999999.0001", "99999999.0001"),               // 1: 9999 9999 1
+        ("-123456789012.345678", "-123456789012.345678"), // 2: 1234 5678 9012 3456 7800
+        ("0.000000000000000001", "0.000000000000000001"), // -5: 100
+        ("1e20", "100000000000000000000"),                // 5: 1 (five zero digits dropped)
+        ("100000001", "100000001"),                       // 2: 1 0 1 (a zero digit inside)
+        ("3.14159", "3.14159"),                           // 0: 3 1415 9000
+    ];
+    let mut rows: Vec<pb::Observation> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (v, _))| obs(&name("cc-shapes", &(1990 + i).to_string()), v, S::Normal))
+        .collect();
+    rows.push(obs(&name("cc-shapes", "2020"), "", S::Missing));
+    let imported = import(&mut app, &rows, 5, false).await.expect("the import");
+    assert_eq!(counts(&imported), (17, 0, 0));
+    let mut expected: Vec<(String, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (_, back))| ((1990 + i).to_string(), (*back).to_owned()))
+        .collect();
+    expected.push(("2020".into(), String::new()));
+    assert_eq!(list(&mut app, "cc-shapes", None).await, expected);
+    // The database holds them as numerics of those values (sums exactly).
+    let sum: String =
+        sqlx::query_scalar("SELECT sum(value)::text FROM observation_versions WHERE bulk")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(sum, "99999999876743222253.746122000000000001");
+}
