@@ -111,6 +111,7 @@ def main():
                 admin_pb2_grpc = importlib.import_module("tradewatch.v1.admin_service_pb2_grpc")
                 admin = admin_pb2_grpc.AdminServiceStub(channel)
                 run_auth_checks(programs, program_service_pb2, program_pb2, admin, admin_pb2, key)
+                run_refusal_checks(channel, key)
 
     if failures:
         print(f"sdk_python_check: {failures} check(s) failed", file=sys.stderr)
@@ -219,6 +220,49 @@ def run_auth_checks(programs, pb, program_pb2, admin, admin_pb2, key):
           str([k.name for k in keys.api_keys]))
     check("an admin key is among them",
           any(k.role == admin_pb2.ROLE_ADMIN for k in keys.api_keys))
+
+
+def run_refusal_checks(channel, key):
+    """A batch of 200 bad rows: grpcio (like every grpc-core client) refuses trailers
+    over 8 KiB with RESOURCE_EXHAUSTED, so the refusal must stay under that to arrive as
+    INVALID_ARGUMENT, every time."""
+    obs_pb2 = importlib.import_module("tradewatch.v1.observation_service_pb2")
+    obs_grpc = importlib.import_module("tradewatch.v1.observation_service_pb2_grpc")
+    observation_pb2 = importlib.import_module("tradewatch.v1.observation_pb2")
+    observations = obs_grpc.ObservationServiceStub(channel)
+    rows = [observation_pb2.Observation(
+                name=f"indicators/cq-services-trade-total/observations/{1800 + i}",
+                value="n/a", status=observation_pb2.Observation.STATUS_NORMAL)
+            for i in range(200)]
+    print("== BatchCreateObservations of 200 bad rows, 10 times")
+    auth = [("authorization", f"Bearer {key}")]
+    codes = []
+    for _ in range(10):
+        try:
+            observations.BatchCreateObservations(
+                obs_pb2.BatchCreateObservationsRequest(observations=rows),
+                metadata=auth, timeout=TIMEOUT)
+            codes.append("OK")
+        except grpc.RpcError as e:
+            codes.append(e.code().name)
+            last = e
+    check("every answer is INVALID_ARGUMENT (not RESOURCE_EXHAUSTED)",
+          codes == ["INVALID_ARGUMENT"] * 10, str(codes))
+    if codes and codes[-1] == "INVALID_ARGUMENT":
+        raw = [v for k, v in (last.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
+        status = status_pb2.Status()
+        if raw:
+            status.ParseFromString(raw[0])
+        names = []
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                names = [v.field for v in bad_request.field_violations]
+        check("the message counts the problems in the 200 rows",
+              "problems in the 200 rows" in last.details(), last.details())
+        check("the details name the first bad rows, observations[0].value first",
+              names[:1] == ["observations[0].value"], str(names[:3]))
 
 
 def run_report_checks(reports, pb, report_pb2):

@@ -179,6 +179,54 @@ pub struct CallService<S> {
     shared: Arc<Shared>,
 }
 
+/// The label of calls to paths that name no method this server serves: every unknown
+/// path shares it, so that requests to invented paths (sent without a key, say) cannot
+/// grow the metrics without bound.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// The methods this server serves (`/package.Service/Method`), from the descriptors of
+/// its services, health and reflection.
+static KNOWN_METHODS: std::sync::LazyLock<std::collections::HashSet<String>> =
+    std::sync::LazyLock::new(|| {
+        let mut known = std::collections::HashSet::new();
+        for set in [
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            // The sets are compiled in; one that does not decode names no method.
+            let Ok(pool) = prost_reflect::DescriptorPool::decode(set) else {
+                continue;
+            };
+            for service in pool.services() {
+                for method in service.methods() {
+                    known.insert(format!("/{}/{}", service.full_name(), method.name()));
+                }
+            }
+        }
+        known
+    });
+
+/// The metric labels of a call to `path`: its service and method when this server
+/// serves it, else [`UNKNOWN_METHOD`] for both.
+pub fn method_labels(path: &str) -> MethodLabels {
+    match path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .filter(|_| KNOWN_METHODS.contains(path))
+    {
+        Some((service, method)) => MethodLabels {
+            service: service.to_owned(),
+            method: method.to_owned(),
+        },
+        None => MethodLabels {
+            service: UNKNOWN_METHOD.to_owned(),
+            method: UNKNOWN_METHOD.to_owned(),
+        },
+    }
+}
+
 /// Parses `grpc-timeout` (`1H`, `30S`, `250m`, ...; at most 8 digits).
 fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get("grpc-timeout")?.to_str().ok()?;
@@ -464,12 +512,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let path = req.uri().path().to_owned();
-        let (service, method) = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .map(|(s, m)| (s.to_owned(), m.to_owned()))
-            .unwrap_or_else(|| ("".into(), path.clone()));
-        let labels = MethodLabels { service, method };
+        let labels = method_labels(&path);
         let request_id = request_id(req.headers());
         let peer = req
             .extensions()
@@ -602,5 +645,50 @@ where
             Ok(response.map(|inner| Body::new(RecordedBody { inner, record })))
         };
         Box::pin(fut.instrument(span))
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn served_methods_are_labelled_by_name_and_every_other_path_shares_one_label() {
+        let known = |path: &str| {
+            let l = method_labels(path);
+            (l.service, l.method)
+        };
+        assert_eq!(
+            known("/tradewatch.v1.ObservationService/ImportObservations"),
+            (
+                "tradewatch.v1.ObservationService".into(),
+                "ImportObservations".into()
+            )
+        );
+        assert_eq!(
+            known("/tradewatch.v1.AdminService/CreateApiKey").0,
+            "tradewatch.v1.AdminService"
+        );
+        assert_eq!(
+            known("/grpc.health.v1.Health/Check"),
+            ("grpc.health.v1.Health".into(), "Check".into())
+        );
+        assert_eq!(
+            known("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").1,
+            "ServerReflectionInfo"
+        );
+        for invented in [
+            "/tradewatch.v1.ProgramService/GetX1",
+            "/tradewatch.v1.NoSuchService/GetProgram",
+            "/x",
+            "",
+            "/metrics",
+        ] {
+            assert_eq!(
+                known(invented),
+                ("unknown".into(), "unknown".into()),
+                "{invented}"
+            );
+        }
     }
 }

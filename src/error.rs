@@ -68,11 +68,18 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
-/// Budget, in bytes, for the error details of one status. Details travel in the
-/// `grpc-status-details-bin` trailer, and HTTP/2 clients cap a header block (16 KiB by
-/// default in hyper, hence in tonic): a status whose details exceed it never reaches
-/// the caller. Violations beyond the budget are left out, and the message says so.
-pub const DETAILS_BUDGET: usize = 8 * 1024;
+/// Budget, in bytes, for the error details of one status. Details travel base64-encoded
+/// (a third more) in the `grpc-status-details-bin` trailer, beside `grpc-message`, and
+/// grpc-core clients (Python, C++, Ruby, PHP, C#) refuse trailers over 8 KiB together
+/// (`RESOURCE_EXHAUSTED: received metadata size exceeds soft limit`): 4 KiB of details
+/// is about 5.5 KiB on the wire, which leaves room for the message (at most
+/// [`MESSAGE_BUDGET`]) and the other trailers. Violations beyond the budget are left out,
+/// and the message says how many there were.
+pub const DETAILS_BUDGET: usize = 4 * 1024;
+
+/// Most bytes of a status message (`grpc-message`, percent-encoded on the wire: at most
+/// three times as long, for text outside ASCII).
+pub const MESSAGE_BUDGET: usize = 400;
 
 /// Violations shown in the status message itself (all of them are in the details).
 const IN_MESSAGE: usize = 3;
@@ -196,9 +203,25 @@ fn constraint_field(constraint: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), with an ellipsis when cut.
+pub fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Most bytes of one field violation's description in the details.
+const DESCRIPTION_BUDGET: usize = 300;
+
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
-        let message = e.to_string();
+        let message = bounded(e.to_string(), MESSAGE_BUDGET);
         let (code, reason) = match &e {
             Error::InvalidArgument(v) => (
                 Code::InvalidArgument,
@@ -237,6 +260,10 @@ impl From<Error> for Status {
                 let mut used = 0;
                 let fv: Vec<tonic_types::FieldViolation> = violations
                     .into_iter()
+                    .map(|v| FieldViolation {
+                        description: bounded(v.description, DESCRIPTION_BUDGET),
+                        ..v
+                    })
                     .take_while(|v| {
                         used += v.field.len() + v.description.len() + v.reason.len() + 16;
                         used <= DETAILS_BUDGET

@@ -276,6 +276,7 @@ fn refuse_rows(errors: Vec<FieldViolation>, total: i64) -> Status {
         },
         crate::error::DETAILS_BUDGET / 1024
     );
+    let message = crate::error::bounded(message, crate::error::MESSAGE_BUDGET);
     status = Status::with_details(status.code(), message, status.details().to_vec().into());
     status
 }

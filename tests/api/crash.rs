@@ -46,15 +46,15 @@ impl ServerProcess {
         let log =
             std::env::temp_dir().join(format!("tw-server-{}.log", uuid::Uuid::new_v4().simple()));
         let child = Command::new(env!("CARGO_BIN_EXE_tradewatch"))
-            // No metrics endpoint: its fixed default port would clash between the
-            // servers of tests running in parallel.
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--no-seed",
-                "--metrics-listen",
-                "off",
-            ])
+            // No metrics endpoint unless `args` choose one: its fixed default port
+            // would clash between the servers of tests running in parallel.
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--no-seed"])
+            .args(
+                (!args.contains(&"--metrics-listen"))
+                    .then_some(["--metrics-listen", "off"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(args)
             .env("DATABASE_URL", &db.url)
             .stdin(Stdio::null())

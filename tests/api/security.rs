@@ -1012,3 +1012,55 @@ async fn keys_create_on_the_command_line_bootstraps_an_admin() {
     );
     pool.close().await;
 }
+
+/// Keyless calls to methods that do not exist, sent to the real binary, all count under
+/// one `unknown` label: they cannot grow `/metrics` (or the server's memory) without
+/// bound. (They used to add a label set each: 20,000 such calls grew the page from
+/// 172 KB to 127 MB.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_invented_methods_share_one_metrics_label() {
+    let db = crate::helpers::create_database().await;
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let server =
+        crate::crash::ServerProcess::start_with(&db, &["--metrics-listen", &metrics.to_string()])
+            .await;
+    let before = scrape(metrics).await;
+    let channel = raw_channel(server.addr).await;
+    const CALLS: usize = 500;
+    for i in 0..CALLS {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("the connection is ready");
+        let path =
+            http::uri::PathAndQuery::try_from(format!("/tradewatch.v1.ProgramService/GetX{i}"))
+                .unwrap();
+        let e = grpc
+            .unary::<(), (), _>(
+                tonic::Request::new(()),
+                path,
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .expect_err("no such method");
+        // Refused for want of a key (before anything else is looked at).
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    }
+    let after = scrape(metrics).await;
+    assert!(!after.contains("GetX"), "an invented method became a label");
+    assert_eq!(
+        sample(
+            &after,
+            "tradewatch_grpc_calls_total{service=\"unknown\",method=\"unknown\",code=\"UNAUTHENTICATED\"}"
+        ),
+        CALLS as f64,
+        "{after}"
+    );
+    // One label set more (calls, latency buckets, in flight), not 500.
+    assert!(
+        after.len() < before.len() + 8_000,
+        "/metrics grew from {} to {} bytes",
+        before.len(),
+        after.len()
+    );
+}
