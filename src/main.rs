@@ -30,8 +30,22 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Resource and report commands are clients of a running server: no settings, no
     // database, and their own exit codes.
-    if let Some(Command::Operator(command)) = cli.command {
-        return tradewatch::cli::run(command).await;
+    let (outcome, command) = match cli.command {
+        Some(Command::Operator(command)) => return tradewatch::cli::run(command).await,
+        Some(Command::Import(args)) => (Some(tradewatch::cli::import(args).await), None),
+        Some(Command::Export(args)) => (Some(tradewatch::cli::export(args).await), None),
+        other => (None, other),
+    };
+    // Import and export too: `error: CODE: message` once, and the documented exit codes
+    // (3 when the server cannot be reached).
+    if let Some(outcome) = outcome {
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => {
+                failure.print();
+                ExitCode::from(failure.exit_code())
+            }
+        };
     }
     let config = match Config::from_raw(&cli.settings) {
         Ok(c) => c,
@@ -44,7 +58,7 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    match run(cli.command.unwrap_or(Command::Serve), config).await {
+    match run(command.unwrap_or(Command::Serve), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -57,8 +71,7 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     // Client commands talk to a running server, not to the database.
     let command = match command {
-        Command::Import(args) => return tradewatch::cli::import(args).await,
-        Command::Export(args) => return tradewatch::cli::export(args).await,
+        Command::Import(_) | Command::Export(_) => unreachable!("dispatched in main"),
         Command::Serve => DbCommand::Serve,
         Command::Migrate => DbCommand::Migrate,
         Command::Seed => DbCommand::Seed,

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -421,7 +421,7 @@ impl Columns {
 }
 
 /// Streams a CSV file into ImportObservations.
-pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+pub async fn import(args: ImportArgs) -> Outcome {
     let channel = connect(&args.server).await?;
     let mut client = ObservationServiceClient::new(channel)
         .max_decoding_message_size(64 << 20)
@@ -487,10 +487,8 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let read = reader.await.context("reader task")?;
     let response = match response {
         Ok(r) => r.into_inner(),
-        Err(status) => {
-            print_status(&status);
-            bail!("the import was refused; nothing was written");
-        }
+        // The server's message says what was written (nothing, for a refusal).
+        Err(status) => return Err(Failure::Status(status)),
     };
     let rows = read?;
     eprintln!(
@@ -551,7 +549,7 @@ pub fn describe_status(status: &tonic::Status) -> String {
 }
 
 /// Streams ExportObservations to a file or standard output.
-pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+pub async fn export(args: ExportArgs) -> Outcome {
     let channel = connect(&args.server).await?;
     let mut client = ObservationServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let as_of = match &args.as_of {
@@ -580,10 +578,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let mut stream = match client.export_observations(request).await {
         Ok(s) => s.into_inner(),
-        Err(status) => {
-            print_status(&status);
-            bail!("the export was refused");
-        }
+        Err(status) => return Err(Failure::Status(status)),
     };
     let mut out: Box<dyn std::io::Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -596,7 +591,8 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     loop {
         match stream.message().await {
             Ok(Some(chunk)) => {
-                out.write_all(chunk.data.as_bytes())?;
+                out.write_all(chunk.data.as_bytes())
+                    .context("cannot write the export")?;
                 rows += chunk.row_count as u64;
                 if args.output.is_some() {
                     progress.tick(rows);
@@ -604,12 +600,13 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
             }
             Ok(None) => break,
             Err(status) => {
-                print_status(&status);
-                bail!("the export broke off after {rows} rows");
+                let _ = out.flush();
+                eprintln!("the export broke off after {rows} rows");
+                return Err(Failure::Status(status));
             }
         }
     }
-    out.flush()?;
+    out.flush().context("cannot write the export")?;
     progress.print(rows, true);
     Ok(())
 }

@@ -10,6 +10,7 @@ use tradewatch::proto::v1 as pb;
 use crate::helpers::{TestApp, spawn_app};
 
 /// What one run of the binary printed.
+#[derive(Debug)]
 struct Run {
     code: i32,
     stdout: String,
@@ -965,4 +966,63 @@ async fn server_given_as_host_and_port_like_grpcurl_is_reached() {
     })
     .await;
     assert_eq!(fields(out.ok())["name"], "programs/hp");
+}
+
+/// `import` and `export` fail as every client command does: one `error: CODE: message`
+/// (no second `tradewatch: …` line, no log line), exit code 1 for a refusal and 3 when
+/// the server cannot be reached.
+#[tokio::test]
+async fn import_and_export_report_errors_once_with_the_documented_exit_codes() {
+    let mut app = spawn_app().await;
+    app.create_indicator("cc-cli-err").await;
+    let dir = std::env::temp_dir().join(format!("tw-cli-err-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("bad.csv");
+    std::fs::write(
+        &csv,
+        "indicator,period,value,status,comment,source\ncc-cli-err,2020,n/a,A,,\n",
+    )
+    .unwrap();
+    let refused = run(&app, &["import", csv.to_str().unwrap()]).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let errors: Vec<&str> = refused
+        .stderr
+        .lines()
+        .filter(|l| l.contains("error") || l.starts_with("tradewatch:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", refused.stderr);
+    assert!(
+        errors[0].starts_with("error: INVALID_ARGUMENT: nothing was written"),
+        "{}",
+        refused.stderr
+    );
+
+    let export = run(&app, &["export", "--indicator", "nope"]).await;
+    assert_eq!(export.code, 1, "{export:?}");
+    assert!(export.stderr.starts_with("error: "), "{}", export.stderr);
+    assert!(!export.stderr.contains("tradewatch:"), "{}", export.stderr);
+
+    // Nothing listens on port 9 of 127.0.0.1.
+    for command in [vec!["import", csv.to_str().unwrap()], vec!["export"]] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+        cmd.args(&command)
+            .args(["--server", "127.0.0.1:9"])
+            .env_remove("TRADEWATCH_SERVER")
+            .env_remove("TRADEWATCH_KEY")
+            .kill_on_drop(true);
+        let unreachable = output(cmd).await;
+        assert_eq!(unreachable.code, 3, "{command:?}: {unreachable:?}");
+        assert!(
+            unreachable.stderr.starts_with("error: cannot connect to"),
+            "{}",
+            unreachable.stderr
+        );
+        assert_eq!(
+            unreachable.stderr.lines().count(),
+            1,
+            "{}",
+            unreachable.stderr
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
