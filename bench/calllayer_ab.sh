@@ -6,7 +6,7 @@
 #
 #   bash bench/calllayer_ab.sh
 #
-# 1. builds target/release/tradewatch (current) and, from `git archive AB_BEFORE` in a
+# 1. builds $CARGO_TARGET_DIR (default target/)/release/tradewatch (current) and, from `git archive AB_BEFORE` in a
 #    scratch directory, the "before" binary (its target directory starts as a copy of
 #    this one's release directory, so that dependencies whose fingerprints match are
 #    reused); the binary is kept as target/bench-ab/tradewatch-REV for later runs;
@@ -39,7 +39,8 @@ ROUNDS=${AB_ROUNDS:-3}
 INDICATORS=${AB_INDICATORS:-1000}
 DURATION=${AB_DURATION:-15}
 WARMUP=${AB_WARMUP:-3}
-AFTER_BIN=$REPO/target/release/tradewatch
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+AFTER_BIN=$TARGET/release/tradewatch
 PATH_GI=/tradewatch.v1.IndicatorService/GetIndicator
 
 unset DATABASE_URL TRADEWATCH_DATA_DIR TRADEWATCH_LISTEN TRADEWATCH_SERVER TRADEWATCH_POOL_SIZE \
@@ -98,7 +99,7 @@ if [[ ${AB_SKIP_BUILD:-0} != 1 ]]; then
 fi
 [[ -x $AFTER_BIN ]] || die "$AFTER_BIN does not exist"
 # The "before" binary is kept in target/bench-ab/ and reused by later runs.
-KEPT=$REPO/target/bench-ab/tradewatch-$(git rev-parse --short "$BEFORE_REV")
+KEPT=$TARGET/bench-ab/tradewatch-$(git rev-parse --short "$BEFORE_REV")
 if [[ -n ${AB_BEFORE_BIN:-} ]]; then
     BEFORE_BIN=$AB_BEFORE_BIN
 elif [[ -x $KEPT ]]; then
@@ -109,7 +110,7 @@ else
     mkdir -p "$WORK/before/src" "$WORK/before/target"
     git archive "$BEFORE_REV" | tar -x -C "$WORK/before/src"
     # Start from this checkout's compiled dependencies (same versions are reused).
-    cp -r "$REPO/target/release" "$WORK/before/target/release"
+    cp -r "$TARGET/release" "$WORK/before/target/release"
     (cd "$WORK/before/src" && CARGO_TARGET_DIR=$WORK/before/target cargo build --release --bin tradewatch)
     mkdir -p "$(dirname "$KEPT")"
     cp "$WORK/before/target/release/tradewatch" "$KEPT"
