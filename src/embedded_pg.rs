@@ -546,6 +546,8 @@ pub struct EmbeddedPostgres {
     run_as: RunAs,
     /// For a temporary cluster: the watchdog process, killed by a successful [`Self::stop`].
     watchdog: Option<Child>,
+    /// Whether this process started the server (rather than reusing a running one).
+    started: bool,
 }
 
 impl EmbeddedPostgres {
@@ -674,6 +676,7 @@ impl EmbeddedPostgres {
             port: PORT,
             run_as,
             watchdog: None,
+            started: false,
         };
 
         if kind == Kind::Persistent && pg.is_running().await? {
@@ -688,6 +691,7 @@ impl EmbeddedPostgres {
             ensure_private_dir(&pg.socket_dir, run_as).await?;
             pg.write_settings(kind).await?;
             pg.pg_ctl_start(&user_hint).await?;
+            pg.started = true;
         }
         pg.ensure_database(DEFAULT_DATABASE).await?;
         Ok(pg)
@@ -910,6 +914,12 @@ impl EmbeddedPostgres {
         })
     }
 
+    /// Whether this process started the server: a cluster found running (another
+    /// process's) is reused, and must be left running.
+    pub fn started_here(&self) -> bool {
+        self.started
+    }
+
     /// Stops the server (`pg_ctl stop -m fast`, waiting up to 60 s for it to exit).
     ///
     /// For a temporary cluster it then deletes the cluster's directory and ends its watchdog.
@@ -1102,6 +1112,7 @@ mod unit_tests {
             port: 5432,
             run_as: None,
             watchdog: None,
+            started: false,
         };
         assert_eq!(
             pg.url("tradewatch"),

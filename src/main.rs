@@ -78,11 +78,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(k) => DbCommand::Keys(k),
         Command::Operator(_) => unreachable!("dispatched in main"),
     };
-    // The private cluster, when DATABASE_URL is unset; stopped on the way out.
+    // The private cluster, when DATABASE_URL is unset; stopped on the way out if this
+    // process started it and no server uses it.
+    let mut serving_lock = None;
     let (options, embedded) = match &config.database {
         Database::Url(options) => ((**options).clone(), None),
         Database::Embedded(dir) => {
             std::fs::create_dir_all(dir)?;
+            if matches!(command, DbCommand::Serve) {
+                // One server per data folder, refused before anything is touched.
+                serving_lock = Some(ServeLock::take(dir, &config)?);
+            }
             let pg = EmbeddedPostgres::start(dir).await?;
             let url = pg.url(DEFAULT_DATABASE);
             tracing::info!(data_dir = %dir.display(), socket = %pg.socket_dir().display(), "using the private PostgreSQL cluster");
@@ -90,12 +96,71 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     };
     let result = run_with(command, &config, options).await;
-    if let Some(pg) = embedded
-        && let Err(e) = pg.stop().await
-    {
-        tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
+    if let (Some(pg), Database::Embedded(dir)) = (embedded, &config.database) {
+        // The server owns its data folder's cluster (it may have found it running after
+        // a crash) and stops it. A command run beside a server (`keys create`, `migrate`,
+        // `seed`) never stops the cluster that server uses: only one it started itself,
+        // and only while no server holds the data folder.
+        let in_use = serving_lock.is_none() && ServeLock::held_by_another(dir);
+        if (serving_lock.is_none() && !pg.started_here()) || in_use {
+            tracing::info!(data_dir = %dir.display(), "leaving the private PostgreSQL cluster running: {}",
+                if in_use { "a tradewatch server uses it" } else { "this process did not start it" });
+        } else if let Err(e) = pg.stop().await {
+            tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
+        }
     }
+    drop(serving_lock);
     result
+}
+
+/// The lock a server holds on its data folder (`serve.lock`, with its pid and address),
+/// for as long as it runs: a second server on the same folder refuses to start, and the
+/// other commands know not to stop the cluster.
+struct ServeLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl ServeLock {
+    const FILE: &'static str = "serve.lock";
+
+    fn take(dir: &std::path::Path, config: &Config) -> anyhow::Result<Self> {
+        use std::io::Write as _;
+        let path = dir.join(Self::FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(mut lock) => {
+                lock.set_len(0)?;
+                writeln!(lock, "pid {} gRPC {}", std::process::id(), config.listen)?;
+                Ok(Self { _lock: lock })
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                let who = std::fs::read_to_string(&path).unwrap_or_default();
+                anyhow::bail!(
+                    "another tradewatch server ({}) is using {}; stop it first, or give this one                      another --data-dir",
+                    who.trim(),
+                    dir.display()
+                )
+            }
+            Err((_, e)) => Err(anyhow::anyhow!("cannot lock {}: {e}", path.display())),
+        }
+    }
+
+    /// Whether a server (another process) holds the data folder now.
+    fn held_by_another(dir: &std::path::Path) -> bool {
+        let Ok(file) = std::fs::File::open(dir.join(Self::FILE)) else {
+            return false;
+        };
+        matches!(
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK))
+        )
+    }
 }
 
 /// The commands that work on the database.

@@ -107,3 +107,127 @@ async fn reflection_lists_services_in_v1alpha_and_v1() {
         "error-detail types are resolvable so that grpcurl can print them: {resp:?}"
     );
 }
+
+/// Whether the server at `port` answers its health check with SERVING.
+async fn serving(port: u16) -> bool {
+    let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "tradewatch.v1.ProgramService".into(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The binary on the private cluster of `dir` (DATABASE_URL unset).
+fn binary(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("TRADEWATCH_DATA_DIR")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// `keys create`, `migrate` and `seed` run beside a server on its private cluster use
+/// that cluster and leave it running (they used to stop it: the server then answered
+/// UNAVAILABLE until restarted), and a second server on the same data folder refuses
+/// before touching anything, naming the running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_beside_a_server_leave_its_cluster_running_and_a_second_server_refuses() {
+    let dir = std::env::temp_dir().join(format!("tw-beside-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = dir.with_extension("log");
+    let mut server = binary(
+        &dir,
+        &["--listen", &listen, "--metrics-listen", "off", "--no-seed"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .expect("start the server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !serving(port).await {
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(std::time::Instant::now() < deadline, "never SERVING");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for args in [
+        &["keys", "create", "--role", "viewer"][..],
+        &["migrate"][..],
+        &["seed"][..],
+    ] {
+        let out = binary(&dir, args).output().expect("run the command");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The server's cluster is still up: health stays SERVING, a call is answered.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            serving(port).await,
+            "after {args:?}: the server lost its database"
+        );
+        let channel = Channel::from_shared(format!("http://{listen}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let listed =
+            tradewatch::proto::v1::program_service_client::ProgramServiceClient::new(channel)
+                .list_programs(tradewatch::proto::v1::ListProgramsRequest::default())
+                .await;
+        assert!(listed.is_ok(), "after {args:?}: {listed:?}");
+    }
+    // A second server on the same folder refuses, naming the first, and leaves it alone.
+    let second = binary(&dir, &["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .expect("run a second server");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another tradewatch server (pid {} gRPC {listen})",
+            server.id()
+        )),
+        "{stderr}"
+    );
+    assert!(serving(port).await, "the second server disturbed the first");
+
+    // The server stops its cluster when it ends (SIGTERM: a graceful stop).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !dir.join("pgdata/postmaster.pid").exists(),
+        "the server left its cluster running"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_file(&log).ok();
+}
