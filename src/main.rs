@@ -101,13 +101,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         // a crash) and stops it. A command run beside a server (`keys create`, `migrate`,
         // `seed`) never stops the cluster that server uses: only one it started itself,
         // and only while no server holds the data folder.
-        let in_use = serving_lock.is_none() && ServeLock::held_by_another(dir);
+        // The shared lock is held until the cluster is stopped: a server that starts
+        // meanwhile refuses (it cannot take the folder) rather than lose its database.
+        let guard = match &serving_lock {
+            Some(_) => Ok(None),
+            None => ServeLock::unless_served(dir),
+        };
+        let in_use = guard.is_err();
         if (serving_lock.is_none() && !pg.started_here()) || in_use {
             tracing::info!(data_dir = %dir.display(), "leaving the private PostgreSQL cluster running: {}",
                 if in_use { "a tradewatch server uses it" } else { "this process did not start it" });
         } else if let Err(e) = pg.stop().await {
             tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
         }
+        drop(guard);
     }
     drop(serving_lock);
     result
@@ -151,15 +158,25 @@ impl ServeLock {
         }
     }
 
-    /// Whether a server (another process) holds the data folder now.
-    fn held_by_another(dir: &std::path::Path) -> bool {
-        let Ok(file) = std::fs::File::open(dir.join(Self::FILE)) else {
-            return false;
+    /// A shared lock on the data folder, unless a server (another process) holds it
+    /// (`Err`); `Ok(None)` when the lock file cannot be opened.
+    fn unless_served(
+        dir: &std::path::Path,
+    ) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, ()> {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(Self::FILE))
+        else {
+            return Ok(None);
         };
-        matches!(
-            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock),
-            Err((_, nix::errno::Errno::EWOULDBLOCK))
-        )
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+            Ok(lock) => Ok(Some(lock)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(()),
+            // Cannot tell: leave the cluster running.
+            Err(_) => Err(()),
+        }
     }
 }
 
