@@ -39,13 +39,7 @@ async fn main() -> ExitCode {
     // Import and export too: `error: CODE: message` once, and the documented exit codes
     // (3 when the server cannot be reached).
     if let Some(outcome) = outcome {
-        return match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(failure) => {
-                failure.print();
-                ExitCode::from(failure.exit_code())
-            }
-        };
+        return tradewatch::cli::exit(outcome);
     }
     let config = match Config::from_raw(&cli.settings) {
         Ok(c) => c,

@@ -85,7 +85,12 @@ pub async fn run(command: OperatorCommand) -> ExitCode {
         OperatorCommand::Indicators(a) => resources::indicators(a).await,
         OperatorCommand::Report(a) => report::run(a).await,
     };
-    match result {
+    exit(result)
+}
+
+/// The exit of a client command: success, or its failure printed once and its code.
+pub fn exit(outcome: Outcome) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             failure.print();

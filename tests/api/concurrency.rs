@@ -511,13 +511,7 @@ async fn as_of_reads_of_the_last_milliseconds_are_stable_while_a_large_import_ru
         })
         .collect();
     assert_eq!(rows.len(), 72_000);
-    let messages: Vec<pb::ImportObservationsRequest> = rows
-        .chunks(10_000)
-        .map(|c| pb::ImportObservationsRequest {
-            observations: c.to_vec(),
-            ..Default::default()
-        })
-        .collect();
+    let messages = import_messages(&rows, 10_000);
     assert_eq!(messages.len(), 8);
 
     let queries = Arc::new(vec![
@@ -1717,6 +1711,16 @@ async fn an_import_waiting_for_its_first_head_supersedes_the_write_that_held_it(
     );
 }
 
+/// `rows` as the messages of one import, `per` rows each.
+fn import_messages(rows: &[pb::Observation], per: usize) -> Vec<pb::ImportObservationsRequest> {
+    rows.chunks(per)
+        .map(|c| pb::ImportObservationsRequest {
+            observations: c.to_vec(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// `count` monthly observations of `indicator` from 1900-M01, valued `base + month`.
 fn months(indicator: &str, count: usize, base: usize) -> Vec<pb::Observation> {
     (0..count)
@@ -1736,16 +1740,9 @@ async fn import_rows(
     client: &mut Observations,
     rows: Vec<pb::Observation>,
 ) -> pb::ImportObservationsResponse {
-    let messages: Vec<pb::ImportObservationsRequest> = rows
-        .chunks(500)
-        .map(|c| pb::ImportObservationsRequest {
-            observations: c.to_vec(),
-            ..Default::default()
-        })
-        .collect();
     client
         .import_observations(within(
-            tokio_stream::iter(messages),
+            tokio_stream::iter(import_messages(&rows, 500)),
             Duration::from_secs(30),
         ))
         .await
