@@ -63,6 +63,8 @@ struct Shared {
     wake: Notify,
     /// A commit of this process has not been announced to the other replicas yet.
     announce: AtomicBool,
+    /// Publishes the state to the subscribers (WatchObservations streams).
+    tx: watch::Sender<FeedState>,
 }
 
 impl Shared {
@@ -87,7 +89,6 @@ impl Shared {
 /// A handle on the horizon and the change feed's wake-ups.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
-    rx: watch::Receiver<FeedState>,
     shared: Arc<Shared>,
     _task: Arc<TaskGuard>,
 }
@@ -95,7 +96,7 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     /// Starts the task.
     pub fn start(pool: PgPool) -> Self {
-        let (tx, rx) = watch::channel(FeedState {
+        let (tx, _) = watch::channel(FeedState {
             horizon: DateTime::UNIX_EPOCH,
             latest: None,
         });
@@ -104,18 +105,24 @@ impl ChangeFeed {
             stable_us: AtomicI64::new(0),
             wake: Notify::new(),
             announce: AtomicBool::new(false),
+            tx,
         });
-        let task = tokio::spawn(run(shared.clone(), tx));
+        let task = tokio::spawn(run(shared.clone()));
         Self {
-            rx,
             shared,
             _task: Arc::new(TaskGuard(task.abort_handle())),
         }
     }
 
     /// A receiver that wakes up when versions at or before the horizon were added.
+    ///
+    /// The task computes the horizon only while there are subscribers; a new one wakes
+    /// it, and until its first tick sees the horizon as last published (older, which
+    /// only delays what it delivers).
     pub fn subscribe(&self) -> watch::Receiver<FeedState> {
-        self.rx.clone()
+        let rx = self.shared.tx.subscribe();
+        self.shared.wake.notify_one();
+        rx
     }
 
     /// Says that this process committed a write: the horizon is recomputed and the
@@ -166,7 +173,7 @@ impl ChangeFeed {
     }
 }
 
-async fn run(shared: Arc<Shared>, tx: watch::Sender<FeedState>) {
+async fn run(shared: Arc<Shared>) {
     let mut listener: Option<PgListener> = None;
     let mut next = Duration::ZERO;
     loop {
@@ -188,7 +195,7 @@ async fn run(shared: Arc<Shared>, tx: watch::Sender<FeedState>) {
             ok = woken => if !ok { listener = None; },
             () = tokio::time::sleep(next) => {}
         }
-        next = match tick(&shared, &tx).await {
+        next = match tick(&shared).await {
             Ok(true) => HELD_BACK_POLL,
             Ok(false) => IDLE_POLL,
             Err(e) => {
@@ -218,7 +225,7 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
 }
 
 /// Recomputes and publishes; true when a write in flight holds the horizon back.
-async fn tick(shared: &Shared, tx: &watch::Sender<FeedState>) -> Result<bool> {
+async fn tick(shared: &Shared) -> Result<bool> {
     if shared.announce.swap(false, Ordering::AcqRel)
         && let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANNEL)
@@ -228,10 +235,14 @@ async fn tick(shared: &Shared, tx: &watch::Sender<FeedState>) -> Result<bool> {
         shared.announce.store(true, Ordering::Release);
         return Err(Error::from(e));
     }
+    if shared.tx.receiver_count() == 0 {
+        // Nobody to wake: the horizon is computed where it is needed (settle, reads).
+        return Ok(false);
+    }
     let (horizon, now) = shared.query().await?;
     // After the horizon's query: every version at or before it is visible now.
     let latest = latest_known_from(&shared.pool, horizon).await?;
-    tx.send_if_modified(|state| {
+    shared.tx.send_if_modified(|state| {
         let moved = state.latest != latest;
         *state = FeedState { horizon, latest };
         moved
