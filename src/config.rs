@@ -21,8 +21,9 @@ pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Settings shared by every command.
-    #[command(flatten, next_help_heading = "Server settings")]
+    /// The server's settings (also taken after `serve`, `migrate`, `seed` and
+    /// `keys create`; client commands take client options only).
+    #[command(flatten)]
     pub settings: RawSettings,
 }
 
@@ -30,11 +31,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC (the default).
-    Serve,
+    Serve(RawSettings),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(RawSettings),
     /// Load the built-in Chongqing 2015 programme (again) and exit; existing resources are kept.
-    Seed,
+    Seed(RawSettings),
     /// Stream a CSV file of observations into a running server (one atomic import).
     Import(crate::cli::ImportArgs),
     /// Export observations from a running server as CSV or SDMX-CSV.
@@ -58,59 +59,107 @@ pub enum KeysCommand {
         /// What the key is for.
         #[arg(long, default_value = "")]
         name: String,
+        /// Where the database is, and the other settings.
+        #[command(flatten)]
+        settings: RawSettings,
     },
 }
 
+impl Command {
+    /// The settings given after a command that works on the database; `None` for the
+    /// client commands.
+    pub fn settings(&self) -> Option<&RawSettings> {
+        match self {
+            Command::Serve(s) | Command::Migrate(s) | Command::Seed(s) => Some(s),
+            Command::Keys(KeysCommand::Create { settings, .. }) => Some(settings),
+            Command::Import(_) | Command::Export(_) | Command::Operator(_) => None,
+        }
+    }
+}
+
 /// Settings as given, before parsing.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Server settings")]
 pub struct RawSettings {
     /// Address to serve gRPC on [default: 127.0.0.1:50051].
-    #[arg(long, env = "TRADEWATCH_LISTEN", global = true)]
+    #[arg(long, env = "TRADEWATCH_LISTEN")]
     pub listen: Option<String>,
     /// PostgreSQL URL. When unset, a private PostgreSQL cluster is started in the data
     /// directory from the local PostgreSQL binaries.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory of the private PostgreSQL cluster used when DATABASE_URL is unset
     /// [default: ./.tradewatch].
-    #[arg(long, env = "TRADEWATCH_DATA_DIR", global = true)]
+    #[arg(long, env = "TRADEWATCH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Most database connections [default: 10].
-    #[arg(long, env = "TRADEWATCH_POOL_SIZE", global = true)]
+    #[arg(long, env = "TRADEWATCH_POOL_SIZE")]
     pub pool_size: Option<String>,
     /// Log format: `text` or `json` [default: text].
-    #[arg(long, env = "TRADEWATCH_LOG_FORMAT", global = true)]
+    #[arg(long, env = "TRADEWATCH_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Log filter in tracing's EnvFilter syntax [default: info].
-    #[arg(long, env = "TRADEWATCH_LOG", global = true)]
+    #[arg(long, env = "TRADEWATCH_LOG")]
     pub log: Option<String>,
     /// How long in-flight calls may run after SIGINT/SIGTERM before they are cut, e.g.
     /// `10s` or `500ms` [default: 10s].
-    #[arg(long, env = "TRADEWATCH_SHUTDOWN_GRACE", global = true)]
+    #[arg(long, env = "TRADEWATCH_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
     /// Do not load the Chongqing 2015 programme on first start.
-    #[arg(long, env = "TRADEWATCH_NO_SEED", global = true)]
+    #[arg(long, env = "TRADEWATCH_NO_SEED")]
     pub no_seed: bool,
     /// Answer read methods without an API key: `true` or `false` [default: true with
     /// the private cluster (a local trial), false with DATABASE_URL].
-    #[arg(long, env = "TRADEWATCH_ANONYMOUS_READ", global = true)]
+    #[arg(long, env = "TRADEWATCH_ANONYMOUS_READ")]
     pub anonymous_read: Option<String>,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`), or `off`
     /// [default: 127.0.0.1:9464].
-    #[arg(long, env = "TRADEWATCH_METRICS_LISTEN", global = true)]
+    #[arg(long, env = "TRADEWATCH_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Deadline of unary calls whose client sets none or a longer one [default: 60s].
-    #[arg(long, env = "TRADEWATCH_DEFAULT_DEADLINE", global = true)]
+    #[arg(long, env = "TRADEWATCH_DEFAULT_DEADLINE")]
     pub default_deadline: Option<String>,
     /// Most calls served at once; more get RESOURCE_EXHAUSTED [default: 1024].
-    #[arg(long, env = "TRADEWATCH_MAX_CONCURRENT_CALLS", global = true)]
+    #[arg(long, env = "TRADEWATCH_MAX_CONCURRENT_CALLS")]
     pub max_concurrent_calls: Option<String>,
     /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
-    #[arg(long, env = "TRADEWATCH_TLS_CERT", global = true)]
+    #[arg(long, env = "TRADEWATCH_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "TRADEWATCH_TLS_KEY", global = true)]
+    #[arg(long, env = "TRADEWATCH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+}
+
+impl RawSettings {
+    /// These settings, each one not given taken from `other` (the settings given before
+    /// the command's name: `tradewatch --data-dir D migrate`).
+    pub fn or(self, other: &RawSettings) -> RawSettings {
+        let o = other.clone();
+        RawSettings {
+            listen: self.listen.or(o.listen),
+            database_url: self.database_url.or(o.database_url),
+            data_dir: self.data_dir.or(o.data_dir),
+            pool_size: self.pool_size.or(o.pool_size),
+            log_format: self.log_format.or(o.log_format),
+            log: self.log.or(o.log),
+            shutdown_grace: self.shutdown_grace.or(o.shutdown_grace),
+            no_seed: self.no_seed || o.no_seed,
+            anonymous_read: self.anonymous_read.or(o.anonymous_read),
+            metrics_listen: self.metrics_listen.or(o.metrics_listen),
+            default_deadline: self.default_deadline.or(o.default_deadline),
+            max_concurrent_calls: self.max_concurrent_calls.or(o.max_concurrent_calls),
+            tls_cert: self.tls_cert.or(o.tls_cert),
+            tls_key: self.tls_key.or(o.tls_key),
+        }
+    }
+
+    /// The ids of the settings' arguments (as clap names them).
+    pub fn ids() -> Vec<String> {
+        <RawSettings as Args>::augment_args(clap::Command::new("settings"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
 }
 
 /// Log output format.

@@ -437,6 +437,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Where the private clusters of data folders that PostgreSQL's user cannot reach live
+/// (see [`EmbeddedPostgres::start`]).
+pub const RELOCATED_ROOT: &str = "/var/lib/tradewatch";
+
+/// The first ancestor of `dir` (not `dir` itself, which is made 0755) that `uid`/`gid`
+/// cannot traverse, by its mode bits.
+fn untraversable_ancestor(dir: &Path, uid: Uid, gid: Gid) -> Option<PathBuf> {
+    dir.ancestors().skip(1).find_map(|a| {
+        let meta = std::fs::metadata(a).ok()?;
+        let mode = meta.mode();
+        let ok = if meta.uid() == uid.as_raw() {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid.as_raw() {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        (!ok).then(|| a.to_path_buf())
+    })
+}
+
 /// `root/run`, or `/tmp/tw-<hash of data dir>` when the socket path under `root/run` would
 /// exceed the kernel's limit.
 fn choose_socket_dir(root: &Path, data_dir: &Path) -> PathBuf {
@@ -565,7 +586,48 @@ impl EmbeddedPostgres {
         tokio::fs::create_dir_all(&root)
             .await
             .map_err(io_err(format!("could not create {}", root.display())))?;
+        let root = Self::reachable_root(root).await?;
         Self::launch(bindir, root, Kind::Persistent).await
+    }
+
+    /// Where the cluster of the data folder `root` lives: `root` itself, unless this
+    /// process is root and the unprivileged user that runs PostgreSQL cannot reach it (a
+    /// checkout in root's own home, mode 0700): then a folder of its own under
+    /// [`RELOCATED_ROOT`], named after `root` (the same one on every run). Said in the log.
+    async fn reachable_root(root: PathBuf) -> Result<PathBuf, EmbeddedError> {
+        let data_dir = root.join("pgdata");
+        if exists(&data_dir.join("PG_VERSION")).await {
+            return Ok(root);
+        }
+        let Some((uid, gid)) = resolve_run_as(&data_dir, false).await? else {
+            return Ok(root);
+        };
+        let Some(blocked) = untraversable_ancestor(&root, uid, gid) else {
+            return Ok(root);
+        };
+        let name = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("data")
+            .trim_start_matches('.');
+        let relocated = Path::new(RELOCATED_ROOT).join(format!(
+            "{name}-{:016x}",
+            fnv1a(root.as_os_str().as_bytes())
+        ));
+        tokio::fs::create_dir_all(&relocated)
+            .await
+            .map_err(io_err(format!("could not create {}", relocated.display())))?;
+        set_mode(Path::new(RELOCATED_ROOT), 0o755).await?;
+        info!(
+            data_dir = %root.display(),
+            cluster = %relocated.display(),
+            blocked = %blocked.display(),
+            "the private PostgreSQL cluster lives in {} (PostgreSQL refuses to run as root, and uid {uid} cannot reach {}: {} is not traversable)",
+            relocated.display(),
+            root.display(),
+            blocked.display()
+        );
+        Ok(relocated)
     }
 
     /// Starts a throwaway cluster in a fresh temp directory, tuned for tests (no fsync,

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use sqlx::postgres::PgConnectOptions;
 use tonic::transport::{Identity, ServerTlsConfig};
 use tradewatch::calls::Settings;
-use tradewatch::config::{Cli, Command, Config, Database, KeysCommand, LogFormat};
+use tradewatch::config::{Cli, Command, Config, Database, KeysCommand, LogFormat, RawSettings};
 use tradewatch::domain::access::Role;
 use tradewatch::embedded_pg::{DEFAULT_DATABASE, EmbeddedPostgres};
 use tradewatch::{seed, server, store};
@@ -27,7 +27,29 @@ fn init_tracing(config: &Config) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Client commands take client options only; a server setting given before their
+    // name (`tradewatch --listen A programs list`) would be silently ignored.
+    if cli.command.as_ref().is_some_and(|c| c.settings().is_none())
+        && let Some(id) = RawSettings::ids()
+            .into_iter()
+            .find(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    {
+        eprintln!(
+            "error: --{} is a server setting; client commands take client options only \
+             (--server, --key, ...)\n\nFor more information, try '--help'.",
+            id.replace('_', "-")
+        );
+        return ExitCode::from(2);
+    }
+    let settings = match cli.command.as_ref().and_then(Command::settings) {
+        Some(given) => given.clone().or(&cli.settings),
+        None => cli.settings.clone(),
+    };
     // Resource and report commands are clients of a running server: no settings, no
     // database, and their own exit codes.
     let (outcome, command) = match cli.command {
@@ -41,7 +63,7 @@ async fn main() -> ExitCode {
     if let Some(outcome) = outcome {
         return tradewatch::cli::exit(outcome);
     }
-    let config = match Config::from_raw(&cli.settings) {
+    let config = match Config::from_raw(&settings) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("tradewatch: invalid configuration:");
@@ -52,7 +74,7 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    match run(command.unwrap_or(Command::Serve), config).await {
+    match run(command.unwrap_or(Command::Serve(settings)), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -66,10 +88,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     // Client commands talk to a running server, not to the database.
     let command = match command {
         Command::Import(_) | Command::Export(_) => unreachable!("dispatched in main"),
-        Command::Serve => DbCommand::Serve,
-        Command::Migrate => DbCommand::Migrate,
-        Command::Seed => DbCommand::Seed,
-        Command::Keys(k) => DbCommand::Keys(k),
+        Command::Serve(_) => DbCommand::Serve,
+        Command::Migrate(_) => DbCommand::Migrate,
+        Command::Seed(_) => DbCommand::Seed,
+        Command::Keys(KeysCommand::Create { role, name, .. }) => DbCommand::Keys { role, name },
         Command::Operator(_) => unreachable!("dispatched in main"),
     };
     // The private cluster, when DATABASE_URL is unset; stopped on the way out if this
@@ -85,7 +107,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             let pg = EmbeddedPostgres::start(dir).await?;
             let url = pg.url(DEFAULT_DATABASE);
-            tracing::info!(data_dir = %dir.display(), socket = %pg.socket_dir().display(), "using the private PostgreSQL cluster");
+            tracing::info!(data_dir = %dir.display(), pgdata = %pg.data_dir().display(), socket = %pg.socket_dir().display(), "using the private PostgreSQL cluster");
             (url.parse::<PgConnectOptions>()?, Some(pg))
         }
     };
@@ -179,7 +201,7 @@ enum DbCommand {
     Serve,
     Migrate,
     Seed,
-    Keys(KeysCommand),
+    Keys { role: String, name: String },
 }
 
 async fn run_with(
@@ -205,7 +227,7 @@ async fn run_with(
             tracing::info!(created, "Chongqing 2015 programme loaded");
             Ok(())
         }
-        DbCommand::Keys(KeysCommand::Create { role, name }) => {
+        DbCommand::Keys { role, name } => {
             let role = Role::parse(&role).ok_or_else(|| {
                 anyhow::anyhow!("--role must be viewer, editor or admin (got {role:?})")
             })?;

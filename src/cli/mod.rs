@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// API key, sent as `authorization: Bearer KEY` on every call.
     #[arg(long, env = "TRADEWATCH_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
+    /// PEM certificate(s) to trust for an `https://` server, besides the system's roots
+    /// (e.g. the server's own self-signed certificate, or the CA that signed it). With
+    /// it, `host:port` means `https://host:port`.
+    #[arg(long, env = "TRADEWATCH_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Options of every resource and report command.
@@ -211,11 +216,14 @@ impl Interceptor for Auth {
 /// the [`Auth`] interceptor.
 pub type Conn = InterceptedService<Channel, Auth>;
 
-/// The server's URI: `host:port` (grpcurl's form) means `http://host:port`; a URI with a
-/// scheme is taken as it is.
-fn server_uri(server: &str) -> String {
+/// The server's URI: `host:port` (grpcurl's form) means `http://host:port`, or
+/// `https://host:port` when a CA certificate is given; a URI with a scheme is taken as
+/// it is.
+fn server_uri(server: &str, tls: bool) -> String {
     if server.contains("://") {
         server.to_owned()
+    } else if tls {
+        format!("https://{server}")
     } else {
         format!("http://{server}")
     }
@@ -224,12 +232,33 @@ fn server_uri(server: &str) -> String {
 /// Connects to the server named by `args`.
 pub async fn connect(args: &ServerArgs) -> Result<Conn, Failure> {
     let auth = Auth::new(args.key.as_deref())?;
-    let server = &server_uri(&args.server);
-    let endpoint = Channel::from_shared(server.clone()).map_err(|_| {
+    let server = &server_uri(&args.server, args.ca_cert.is_some());
+    let mut endpoint = Channel::from_shared(server.clone()).map_err(|_| {
         Failure::Usage(format!(
             "--server / TRADEWATCH_SERVER: {server:?} is not a server address like http://127.0.0.1:50051"
         ))
     })?;
+    if server.starts_with("https://") {
+        // TLS: the system's roots, and the certificates of --ca-cert.
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(path) = &args.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                Failure::Usage(format!(
+                    "--ca-cert / TRADEWATCH_CA_CERT: {}: {e}",
+                    path.display()
+                ))
+            })?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Failure::Usage(format!("--server {server:?}: {e}")))?;
+    } else if args.ca_cert.is_some() {
+        return Err(Failure::Usage(format!(
+            "--ca-cert / TRADEWATCH_CA_CERT is for a TLS server, and {server:?} is plaintext: \
+             give --server https://HOST:PORT"
+        )));
+    }
     let channel = endpoint
         .connect_timeout(Duration::from_secs(10))
         .connect()
@@ -319,46 +348,117 @@ pub struct ExportArgs {
     pub server: ServerArgs,
 }
 
-/// Prints progress to standard error at most once a second.
+/// Progress on standard error. On a terminal, a bar (indicatif): percent of the file,
+/// rows and rows/s, time left; or a spinner when the size is not known (standard input,
+/// an export), and a spinner while the server finishes. Otherwise plain lines, at most
+/// one a second (logs of scripts and CI stay readable).
+#[derive(Clone)]
 struct Progress {
     started: Instant,
     last: Instant,
     verb: &'static str,
-    tty: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new(verb: &'static str) -> Self {
+    /// `total`: the bytes the position counts up to, when known.
+    fn new(verb: &'static str, total: Option<u64>) -> Self {
+        Self::with_terminal(
+            verb,
+            total,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+    }
+
+    fn with_terminal(verb: &'static str, total: Option<u64>, terminal: bool) -> Self {
         let now = Instant::now();
+        let bar = terminal.then(|| {
+            let target = indicatif::ProgressDrawTarget::stderr_with_hz(10);
+            let (bar, template) = match total {
+                Some(len) => (
+                    indicatif::ProgressBar::with_draw_target(Some(len), target),
+                    "{wide_bar} {percent:>3}% {msg}, {eta} left",
+                ),
+                None => (
+                    indicatif::ProgressBar::with_draw_target(None, target),
+                    "{spinner} {msg}",
+                ),
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.set_message(format!("{verb} 0 rows"));
+            if total.is_none() {
+                bar.enable_steady_tick(Duration::from_millis(100));
+            }
+            bar
+        });
         Self {
             started: now,
             last: now,
             verb,
-            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            bar,
         }
     }
 
-    fn tick(&mut self, rows: u64) {
-        if self.last.elapsed() >= Duration::from_secs(1) {
-            self.last = Instant::now();
-            self.print(rows, false);
-        }
-    }
-
-    fn print(&self, rows: u64, done: bool) {
+    fn line(&self, rows: u64) -> String {
         let secs = self.started.elapsed().as_secs_f64();
         let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
-        let line = format!(
+        format!(
             "{} {rows} rows in {secs:.1} s ({rate:.0} rows/s)",
             self.verb
-        );
-        if self.tty && !done {
-            eprint!("\r{line}   ");
-        } else if self.tty {
-            eprintln!("\r{line}   ");
+        )
+    }
+
+    /// `rows` done, `position` bytes of the total.
+    fn tick(&mut self, rows: u64, position: u64) {
+        let every = if self.bar.is_some() {
+            Duration::from_millis(100)
         } else {
-            eprintln!("{line}");
+            Duration::from_secs(1)
+        };
+        if self.last.elapsed() < every {
+            return;
         }
+        self.last = Instant::now();
+        match &self.bar {
+            Some(bar) => {
+                let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(position);
+                bar.set_message(format!(
+                    "{} {rows} rows, {:.0} rows/s",
+                    self.verb,
+                    rows as f64 / secs
+                ));
+            }
+            None => eprintln!("{}", self.line(rows)),
+        }
+    }
+
+    /// All rows done: the last line, printed whatever the output.
+    fn done(&self, rows: u64) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        eprintln!("{}", self.line(rows));
+    }
+
+    /// While the server finishes (`what`): a spinner on a terminal, one line otherwise.
+    fn waiting(&self, what: &str) -> Option<indicatif::ProgressBar> {
+        if self.bar.is_none() {
+            eprintln!("{what}");
+            return None;
+        }
+        let spinner = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::stderr_with_hz(10),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            spinner.set_style(style);
+        }
+        spinner.set_message(what.to_owned());
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        Some(spinner)
     }
 }
 
@@ -437,20 +537,24 @@ pub async fn import(args: ImportArgs) -> Outcome {
     let validate_only = args.validate_only;
     // The file is read on a blocking thread and streamed as it is read: memory stays
     // flat however large the file is.
-    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-        let input: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
-            Box::new(std::io::stdin())
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, Progress)> {
+        let (input, size): (Box<dyn std::io::Read>, Option<u64>) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), None)
         } else {
-            Box::new(
-                std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
-            )
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            (Box::new(file), size)
         };
         let mut csv = csv::ReaderBuilder::new()
             .flexible(true)
             .from_reader(std::io::BufReader::with_capacity(1 << 20, input));
         let columns = Columns::from_header(csv.headers()?)?;
-        let mut progress = Progress::new("sent");
+        let mut progress = Progress::new("sent", size);
         let mut chunk = Vec::with_capacity(batch);
         let mut rows: u64 = 0;
         let mut record = csv::StringRecord::new();
@@ -470,9 +574,12 @@ pub async fn import(args: ImportArgs) -> Outcome {
                 };
                 if tx.blocking_send(msg).is_err() {
                     // The call ended early (the server refused the import).
-                    return Ok(rows);
+                    if let Some(bar) = &progress.bar {
+                        bar.finish_and_clear();
+                    }
+                    return Ok((rows, progress));
                 }
-                progress.tick(rows);
+                progress.tick(rows, record.position().map_or(0, |p| p.byte()));
             }
         }
         if !chunk.is_empty() || rows == 0 {
@@ -482,20 +589,39 @@ pub async fn import(args: ImportArgs) -> Outcome {
                 request_id: String::new(),
             });
         }
-        progress.print(rows, true);
-        Ok(rows)
+        progress.done(rows);
+        Ok((rows, progress))
     });
     let started = Instant::now();
-    let response = client
-        .import_observations(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await;
-    let read = reader.await.context("reader task")?;
+    let call = client.import_observations(tokio_stream::wrappers::ReceiverStream::new(rx));
+    tokio::pin!(call);
+    let mut reader = reader;
+    // The answer comes once the server has every row and committed: after the file is
+    // read, a spinner says that the server is finishing.
+    let (response, read) = tokio::select! {
+        biased;
+        response = &mut call => (response, reader.await.context("reader task")?),
+        read = &mut reader => {
+            let read = read.context("reader task")?;
+            let spinner = match &read {
+                Ok((rows, progress)) => progress.waiting(&format!(
+                    "all {rows} rows sent; the server is checking and committing them"
+                )),
+                Err(_) => None,
+            };
+            let response = call.await;
+            if let Some(spinner) = spinner {
+                spinner.finish_and_clear();
+            }
+            (response, read)
+        }
+    };
     let response = match response {
         Ok(r) => r.into_inner(),
         // The server's message says what was written (nothing, for a refusal).
         Err(status) => return Err(Failure::Status(status)),
     };
-    let rows = read?;
+    let (rows, _) = read?;
     eprintln!(
         "{}{} rows: {} inserted, {} revised, {} unchanged in {:.1} s",
         if response.validate_only {
@@ -591,7 +717,14 @@ pub async fn export(args: ExportArgs) -> Outcome {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut progress = Progress::new("exported");
+    // The size of an export is not known ahead: a spinner with rows and rows/s.
+    // (No progress on a terminal that is also receiving the export.)
+    let mut progress = Progress::with_terminal(
+        "exported",
+        None,
+        args.output.is_some() && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+    let mut bytes: u64 = 0;
     let mut rows: u64 = 0;
     loop {
         match stream.message().await {
@@ -599,20 +732,24 @@ pub async fn export(args: ExportArgs) -> Outcome {
                 out.write_all(chunk.data.as_bytes())
                     .context("cannot write the export")?;
                 rows += chunk.row_count as u64;
+                bytes += chunk.data.len() as u64;
                 if args.output.is_some() {
-                    progress.tick(rows);
+                    progress.tick(rows, bytes);
                 }
             }
             Ok(None) => break,
             Err(status) => {
                 let _ = out.flush();
+                if let Some(bar) = &progress.bar {
+                    bar.finish_and_clear();
+                }
                 eprintln!("the export broke off after {rows} rows");
                 return Err(Failure::Status(status));
             }
         }
     }
     out.flush().context("cannot write the export")?;
-    progress.print(rows, true);
+    progress.done(rows);
     Ok(())
 }
 

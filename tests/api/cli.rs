@@ -1026,3 +1026,284 @@ async fn import_and_export_report_errors_once_with_the_documented_exit_codes() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Client commands show and take client options only (issue 11, item 7): the server's
+/// settings are refused after the command and before it, and their help lists none of
+/// them; the server's own commands still take them, before or after their name.
+#[tokio::test]
+async fn client_commands_take_client_options_only() {
+    let bare = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+        cmd.args(args)
+            .env_remove("TRADEWATCH_SERVER")
+            .env_remove("TRADEWATCH_KEY")
+            .env_remove("TRADEWATCH_LISTEN")
+            .kill_on_drop(true);
+        cmd
+    };
+    let r = output(bare(&["programs", "list", "--listen", "1.2.3.4:5"])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unexpected argument '--listen'"),
+        "{}",
+        r.stderr
+    );
+    let r = output(bare(&["--listen", "1.2.3.4:5", "programs", "list"])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(
+            "error: --listen is a server setting; client commands take client options only"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = output(bare(&[
+        "import",
+        "x.csv",
+        "--database-url",
+        "postgres://h/db",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for args in [
+        &["programs", "list", "--help"][..],
+        &["report", "series", "--help"][..],
+        &["import", "--help"][..],
+        &["export", "--help"][..],
+    ] {
+        let r = output(bare(args)).await;
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("--server"), "{args:?}: {}", r.stdout);
+        for setting in [
+            "--listen",
+            "--database-url",
+            "--pool-size",
+            "--tls-cert",
+            "Server settings",
+        ] {
+            assert!(
+                !r.stdout.contains(setting),
+                "{args:?} lists {setting}: {}",
+                r.stdout
+            );
+        }
+    }
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"][..],
+        &["migrate", "--help"][..],
+        &["keys", "create", "--help"][..],
+    ] {
+        let r = output(bare(args)).await;
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("--database-url"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    // A server setting is parsed after the server's commands too: a bad one is refused.
+    for args in [
+        &["serve", "--pool-size", "0"][..],
+        &["--pool-size", "0", "migrate"][..],
+    ] {
+        let r = output(bare(args)).await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--pool-size / TRADEWATCH_POOL_SIZE"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// The CLI talks to a TLS server (issue 11, item 6): the real server with its own
+/// `--tls-cert`, and `--ca-cert` naming that certificate. Without it the certificate is
+/// not trusted (exit 3); `--ca-cert` with a plaintext address is a usage error (exit 2).
+#[tokio::test]
+async fn the_cli_reaches_a_tls_server_with_ca_cert() {
+    let db = crate::helpers::create_database().await;
+    let dir = std::env::temp_dir().join(format!("tw-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let log = dir.join("server.log");
+    let _server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "off",
+        ])
+        .args(["--anonymous-read", "true", "--tls-cert"])
+        .arg(&cert_file)
+        .arg("--tls-key")
+        .arg(&key_file)
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("tradewatch is serving gRPC")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cli = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+        cmd.args(args)
+            .env_remove("TRADEWATCH_SERVER")
+            .env_remove("TRADEWATCH_KEY")
+            .env_remove("TRADEWATCH_CA_CERT")
+            .kill_on_drop(true);
+        cmd
+    };
+    let ca = cert_file.to_str().unwrap();
+    let https = format!("https://localhost:{port}");
+    for server in [https.as_str(), &format!("localhost:{port}")] {
+        let r = output(cli(&[
+            "programs",
+            "list",
+            "--server",
+            server,
+            "--ca-cert",
+            ca,
+        ]))
+        .await;
+        assert_eq!(r.code, 0, "{server}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("cq-2015-service-trade"),
+            "{server}: {}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("Chongqing"), "{server}: {}", r.stdout);
+    }
+    // Export over TLS too (the same connection code).
+    let r = output(cli(&["export", "--server", &https, "--ca-cert", ca])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("indicator,period,value"),
+        "{}",
+        r.stdout
+    );
+    // The self-signed certificate is not among the system's roots.
+    let r = output(cli(&["programs", "list", "--server", &https])).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("error: cannot connect to {https}: ")),
+        "{}",
+        r.stderr
+    );
+    let r = output(cli(&[
+        "programs",
+        "list",
+        "--server",
+        &format!("http://localhost:{port}"),
+        "--ca-cert",
+        ca,
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--ca-cert / TRADEWATCH_CA_CERT is for a TLS server"),
+        "{}",
+        r.stderr
+    );
+    let r = output(cli(&[
+        "programs",
+        "list",
+        "--server",
+        &https,
+        "--ca-cert",
+        "/nonexistent.pem",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Long imports show a real progress bar on a terminal (issue 11, item 9): percent of
+/// the file, rows/s and time left, then a spinner while the server finishes; plain
+/// lines when standard error is not a terminal. The terminal is a real pseudo-terminal
+/// (`script` from util-linux).
+#[tokio::test]
+async fn imports_show_a_progress_bar_on_a_terminal_and_plain_lines_otherwise() {
+    let mut app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("tw-cli-bar-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 200 annual indicators x 400 years = 80,000 rows.
+    let mut text = String::from("indicator,period,value,status,comment,source\n");
+    for i in 0..200 {
+        app.create_indicator(&format!("bar-{i:03}")).await;
+        for y in 1800..2200 {
+            text.push_str(&format!("bar-{i:03},{y},{y}.5,A,,\n"));
+        }
+    }
+    let csv = dir.join("rows.csv");
+    std::fs::write(&csv, &text).unwrap();
+    let command = format!(
+        "{} import {} --server http://{} --key {}",
+        env!("CARGO_BIN_EXE_tradewatch"),
+        csv.display(),
+        app.addr,
+        app.admin_key
+    );
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qefc", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env_remove("TRADEWATCH_SERVER")
+        .env_remove("TRADEWATCH_KEY")
+        .kill_on_drop(true);
+    let r = output(cmd).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // What the terminal received (bar frames are redrawn in place).
+    let screen = &r.stdout;
+    assert!(screen.contains("% sent "), "no percent: {screen:?}");
+    assert!(screen.contains(" rows/s, "), "no rate: {screen:?}");
+    assert!(screen.contains(" left"), "no time left: {screen:?}");
+    assert!(
+        screen.contains("imported 80000 rows: 80000 inserted, 0 revised, 0 unchanged"),
+        "{screen:?}"
+    );
+
+    // Not a terminal: no bar, no control sequences; plain lines.
+    let again = dir.join("again.csv");
+    std::fs::write(&again, text.replace(".5,A", ".25,A")).unwrap();
+    let r = run(&app, &["import", again.to_str().unwrap()]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\r'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("sent 80000 rows in "), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("all 80000 rows sent; the server is checking and committing them"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("imported 80000 rows: 0 inserted, 80000 revised, 0 unchanged"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

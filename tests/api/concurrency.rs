@@ -526,17 +526,19 @@ async fn as_of_reads_of_the_last_milliseconds_are_stable_while_a_large_import_ru
     ]);
     let import_done = Arc::new(AtomicBool::new(false));
     let stop_reading = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
 
     // Readers: as of 1 ms ago by the local clock (the server and the database share it),
     // as fast as they are answered.
     let mut readers = Vec::new();
     for r in 0..4 {
         let mut client = app.observations.clone();
-        let (queries, stop) = (queries.clone(), stop_reading.clone());
+        let (queries, stop, reads) = (queries.clone(), stop_reading.clone(), reads.clone());
         readers.push(tokio::spawn(async move {
             let mut log = Vec::new();
             let mut k = r;
             while !stop.load(Ordering::Acquire) {
+                reads.fetch_add(1, Ordering::AcqRel);
                 let q = k % queries.len();
                 k += 1;
                 let as_of = SystemTime::now() - Duration::from_millis(1);
@@ -602,6 +604,11 @@ async fn as_of_reads_of_the_last_milliseconds_are_stable_while_a_large_import_ru
     let mut small_writes = 0;
     for w in writers {
         small_writes += w.await.expect("writer");
+    }
+    // At least 200 reads in all, however busy the machine (the whole suite runs beside).
+    let enough = Instant::now() + Duration::from_secs(60);
+    while reads.load(Ordering::Acquire) < 204 && Instant::now() < enough {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop_reading.store(true, Ordering::Release);
     let mut log = Vec::new();

@@ -231,3 +231,81 @@ async fn commands_beside_a_server_leave_its_cluster_running_and_a_second_server_
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_file(&log).ok();
 }
+
+/// `cargo run --release` as root from a checkout in a 0700 folder (root's home in a
+/// container): PostgreSQL runs as an unprivileged user, which cannot reach
+/// `./.tradewatch/pgdata` there, so the cluster lives under /var/lib/tradewatch and the
+/// log says where (issue 11, item 1). The real binary, started in such a folder with the
+/// default data folder. Only meaningful as root; elsewhere the folder is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_root_in_a_0700_folder_the_private_cluster_runs_where_postgres_can_reach_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("not root: nothing to check");
+        return;
+    }
+    let home = std::env::temp_dir().join(format!("tw-home-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let port = free_port();
+    let log = home.with_extension("log");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "off",
+            "--no-seed",
+        ])
+        .current_dir(&home)
+        .env_remove("DATABASE_URL")
+        .env_remove("TRADEWATCH_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !serving(port).await {
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(std::time::Instant::now() < deadline, "never SERVING");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let expected = format!(
+        "the private PostgreSQL cluster lives in {}/tradewatch-",
+        tradewatch::embedded_pg::RELOCATED_ROOT
+    );
+    assert!(text.contains(&expected), "{text}");
+    let relocated: std::path::PathBuf = text
+        .split(&expected[..expected.len() - "tradewatch-".len()])
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|p| std::path::Path::new(tradewatch::embedded_pg::RELOCATED_ROOT).join(p))
+        .unwrap();
+    assert!(
+        relocated.join("pgdata/PG_VERSION").exists(),
+        "{}",
+        relocated.display()
+    );
+    // The folder itself keeps the server's lock, not the cluster.
+    assert!(home.join(".tradewatch/serve.lock").exists());
+    assert!(!home.join(".tradewatch/pgdata/PG_VERSION").exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(server.wait().unwrap().success());
+    assert!(
+        !relocated.join("pgdata/postmaster.pid").exists(),
+        "left running"
+    );
+    std::fs::remove_dir_all(&relocated).ok();
+    std::fs::remove_dir_all(&home).ok();
+    std::fs::remove_file(&log).ok();
+}
