@@ -2,11 +2,12 @@
 //!
 //! The horizon ([`store::observations::stable_horizon`]) is the instant before which no
 //! write in flight can still add a version. `as_of` reads of instants after it wait for
-//! it ([`ChangeFeed::settle`]); WatchObservations streams deliver versions up to it. The
-//! task recomputes it when this process commits a write, when another replica says it
-//! did (a PostgreSQL NOTIFY, sent by the replica after its commit and outside the
-//! writing transaction, at most once per tick), every few milliseconds while a write
-//! holds it back, and every second otherwise. It publishes the horizon and the latest
+//! it ([`ChangeFeed::settle`], which asks the database itself); WatchObservations
+//! streams deliver versions up to it. While the process has streams, the task recomputes
+//! it when this process commits a write, when another replica says it did (a PostgreSQL
+//! NOTIFY, sent by the replica after its commit and outside the writing transaction, at
+//! most once per tick), every few milliseconds while a write holds it back, and every
+//! second otherwise; without streams it only sends this process's NOTIFYs. It publishes the horizon and the latest
 //! version at or before it through a `tokio::sync::watch` channel, which wakes the
 //! streams only when that latest version moves. A lost notification (say, while the
 //! listener reconnects after a database restart) costs latency, not data.

@@ -352,7 +352,6 @@ pub struct ExportArgs {
 /// rows and rows/s, time left; or a spinner when the size is not known (standard input,
 /// an export), and a spinner while the server finishes. Otherwise plain lines, at most
 /// one a second (logs of scripts and CI stay readable).
-#[derive(Clone)]
 struct Progress {
     started: Instant,
     last: Instant,

@@ -1027,20 +1027,23 @@ async fn import_and_export_report_errors_once_with_the_documented_exit_codes() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The binary with `args` and none of the client settings from the environment.
+fn bare(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
+    cmd.args(args)
+        .env_remove("TRADEWATCH_SERVER")
+        .env_remove("TRADEWATCH_KEY")
+        .env_remove("TRADEWATCH_CA_CERT")
+        .env_remove("TRADEWATCH_LISTEN")
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Client commands show and take client options only (issue 11, item 7): the server's
 /// settings are refused after the command and before it, and their help lists none of
 /// them; the server's own commands still take them, before or after their name.
 #[tokio::test]
 async fn client_commands_take_client_options_only() {
-    let bare = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
-        cmd.args(args)
-            .env_remove("TRADEWATCH_SERVER")
-            .env_remove("TRADEWATCH_KEY")
-            .env_remove("TRADEWATCH_LISTEN")
-            .kill_on_drop(true);
-        cmd
-    };
     let r = output(bare(&["programs", "list", "--listen", "1.2.3.4:5"])).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -1163,19 +1166,10 @@ async fn the_cli_reaches_a_tls_server_with_ca_cert() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cli = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tradewatch"));
-        cmd.args(args)
-            .env_remove("TRADEWATCH_SERVER")
-            .env_remove("TRADEWATCH_KEY")
-            .env_remove("TRADEWATCH_CA_CERT")
-            .kill_on_drop(true);
-        cmd
-    };
     let ca = cert_file.to_str().unwrap();
     let https = format!("https://localhost:{port}");
     for server in [https.as_str(), &format!("localhost:{port}")] {
-        let r = output(cli(&[
+        let r = output(bare(&[
             "programs",
             "list",
             "--server",
@@ -1193,7 +1187,7 @@ async fn the_cli_reaches_a_tls_server_with_ca_cert() {
         assert!(r.stdout.contains("Chongqing"), "{server}: {}", r.stdout);
     }
     // Export over TLS too (the same connection code).
-    let r = output(cli(&["export", "--server", &https, "--ca-cert", ca])).await;
+    let r = output(bare(&["export", "--server", &https, "--ca-cert", ca])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.starts_with("indicator,period,value"),
@@ -1201,7 +1195,7 @@ async fn the_cli_reaches_a_tls_server_with_ca_cert() {
         r.stdout
     );
     // The self-signed certificate is not among the system's roots.
-    let r = output(cli(&["programs", "list", "--server", &https])).await;
+    let r = output(bare(&["programs", "list", "--server", &https])).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr
@@ -1209,7 +1203,7 @@ async fn the_cli_reaches_a_tls_server_with_ca_cert() {
         "{}",
         r.stderr
     );
-    let r = output(cli(&[
+    let r = output(bare(&[
         "programs",
         "list",
         "--server",
@@ -1225,7 +1219,7 @@ async fn the_cli_reaches_a_tls_server_with_ca_cert() {
         "{}",
         r.stderr
     );
-    let r = output(cli(&[
+    let r = output(bare(&[
         "programs",
         "list",
         "--server",

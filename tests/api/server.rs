@@ -125,6 +125,26 @@ async fn serving(port: u16) -> bool {
         .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
 }
 
+/// Waits until the binary `server` (its log in `log`) answers SERVING on `port`, failing
+/// the test if it exits first or takes longer than `secs`.
+async fn wait_until_serving(
+    port: u16,
+    server: &mut std::process::Child,
+    log: &std::path::Path,
+    secs: u64,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !serving(port).await {
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        assert!(std::time::Instant::now() < deadline, "never SERVING");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -163,16 +183,7 @@ async fn commands_beside_a_server_leave_its_cluster_running_and_a_second_server_
     .stderr(std::fs::File::create(&log).unwrap())
     .spawn()
     .expect("start the server");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while !serving(port).await {
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(std::time::Instant::now() < deadline, "never SERVING");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until_serving(port, &mut server, &log, 90).await;
     for args in [
         &["keys", "create", "--role", "viewer"][..],
         &["migrate"][..],
@@ -265,16 +276,7 @@ async fn as_root_in_a_0700_folder_the_private_cluster_runs_where_postgres_can_re
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start the server");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !serving(port).await {
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(std::time::Instant::now() < deadline, "never SERVING");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_until_serving(port, &mut server, &log, 120).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let expected = format!(
         "the private PostgreSQL cluster lives in {}/tradewatch-",
