@@ -75,7 +75,8 @@ impl Default for Options {
 }
 
 /// How often the health reporter checks the database, and how long a check may take:
-/// health turns NOT_SERVING within about 1.5 s of the database going away.
+/// health turns NOT_SERVING within about 1 s of the database going away (a check
+/// fails once the pool's 500 ms wait for a connection ends).
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 

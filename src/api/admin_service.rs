@@ -79,7 +79,7 @@ fn to_value(v: serde_json::Value) -> prost_types::Value {
     let kind = match v {
         serde_json::Value::Null => Kind::NullValue(0),
         serde_json::Value::Bool(b) => Kind::BoolValue(b),
-        // Decimals in rows are numeric → JSON numbers; shown as text to stay exact.
+        // Whole numbers (decimals come as text, see `audit_view`).
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) if i.unsigned_abs() < (1 << 53) => Kind::NumberValue(i as f64),
             _ => Kind::StringValue(n.to_string()),
@@ -101,11 +101,11 @@ fn event_to_proto(e: audit::AuditEvent) -> pb::AuditEvent {
         time: Some(timestamp(e.time)),
         actor: e.actor.map(|a| format!("apiKeys/{a}")).unwrap_or_default(),
         method: e.method,
-        resource: e.resource,
         action: e.action,
         request_id: e.request_id,
-        before: to_struct(e.before),
-        after: to_struct(e.after),
+        before: to_struct(e.before.map(|b| super::audit_view::to_api(&e.resource, b))),
+        after: to_struct(e.after.map(|a| super::audit_view::to_api(&e.resource, a))),
+        resource: e.resource,
     }
 }
 

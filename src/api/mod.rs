@@ -2,6 +2,7 @@
 //! encode the response. No SQL here, no wire types below here.
 
 pub mod admin_service;
+mod audit_view;
 pub mod convert;
 pub(crate) mod idempotency;
 pub mod indicator_service;

@@ -42,6 +42,19 @@ pub struct Query {
     pub end: Option<DateTime<Utc>>,
 }
 
+/// The top-level numbers of the jsonb object `$col` as strings of their exact text.
+macro_rules! numbers_as_text {
+    ($col:literal) => {
+        concat!(
+            "(SELECT jsonb_object_agg(key, CASE jsonb_typeof(value) \
+               WHEN 'number' THEN to_jsonb(value #>> '{}') ELSE value END) \
+              FROM jsonb_each(",
+            $col,
+            "))"
+        )
+    };
+}
+
 /// Lists events newest first, before event `before` (exclusive) when given.
 pub async fn list(
     pool: &PgPool,
@@ -58,8 +71,14 @@ pub async fn list(
             .replace('_', "\\_");
         format!("{escaped}/%")
     });
-    Ok(sqlx::query_as(
-        "SELECT event_id, time, actor, method, resource, action, request_id, before, after \
+    // Numbers come as their text (`30.50`, not the nearest double), so that decimals
+    // stay exact on the way to the API (`api::audit_view`).
+    Ok(sqlx::query_as(concat!(
+        "SELECT event_id, time, actor, method, resource, action, request_id, ",
+        numbers_as_text!("before"),
+        " AS before, ",
+        numbers_as_text!("after"),
+        " AS after \
          FROM audit_events \
          WHERE ($1::text IS NULL OR resource = $1 OR resource LIKE $2) \
            AND ($3::text IS NULL OR actor = $3) \
@@ -67,7 +86,7 @@ pub async fn list(
            AND ($5::timestamptz IS NULL OR time < $5) \
            AND ($6::bigint IS NULL OR event_id < $6) \
          ORDER BY event_id DESC LIMIT $7",
-    )
+    ))
     .bind(q.resource.as_deref())
     .bind(below)
     .bind(q.actor.as_deref())

@@ -252,7 +252,8 @@ pub static FILTER_SCHEMA: Schema = Schema {
     id_sort: "indicators.indicator_id",
 };
 
-static FREQUENCY: EnumType = EnumType {
+/// Values of the indicators' `frequency`.
+pub(crate) static FREQUENCY: EnumType = EnumType {
     prefix: "FREQUENCY_",
     values: &[
         ("FREQUENCY_ANNUAL", "A"),
@@ -262,7 +263,8 @@ static FREQUENCY: EnumType = EnumType {
     ],
 };
 
-static FLOW: EnumType = EnumType {
+/// Values of the indicators' `flow`.
+pub(crate) static FLOW: EnumType = EnumType {
     prefix: "FLOW_",
     values: &[
         ("FLOW_EXPORT", "export"),
@@ -273,7 +275,8 @@ static FLOW: EnumType = EnumType {
     ],
 };
 
-static AGGREGATION: EnumType = EnumType {
+/// Values of the indicators' `aggregation`.
+pub(crate) static AGGREGATION: EnumType = EnumType {
     prefix: "AGGREGATION_",
     values: &[
         ("AGGREGATION_SUM", "sum"),

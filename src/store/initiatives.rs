@@ -346,7 +346,8 @@ pub static FILTER_SCHEMA: Schema = Schema {
     id_sort: "i.initiative_id",
 };
 
-static STATE: EnumType = EnumType {
+/// Values of the initiatives' `state`.
+pub(crate) static STATE: EnumType = EnumType {
     prefix: "STATE_",
     values: &[
         ("STATE_PLANNED", "planned"),

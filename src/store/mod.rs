@@ -40,9 +40,10 @@ impl Default for PoolConfig {
         Self {
             max_connections: 10,
             // While the database is down, a call waits this long for a connection that
-            // cannot be made before it fails with UNAVAILABLE (retryable): under a
-            // second. Waiting longer for a busy pool would only hide an overload.
-            acquire_timeout: Duration::from_millis(800),
+            // cannot be made before it fails with UNAVAILABLE (retryable): well under a
+            // second, also on a loaded machine. Waiting longer for a busy pool would
+            // only hide an overload.
+            acquire_timeout: Duration::from_millis(500),
         }
     }
 }

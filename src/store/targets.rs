@@ -298,7 +298,8 @@ pub static FILTER_SCHEMA: Schema = Schema {
     id_sort: "targets.target_id",
 };
 
-static KIND: EnumType = EnumType {
+/// Values of the targets' `kind`.
+pub(crate) static KIND: EnumType = EnumType {
     prefix: "KIND_",
     values: &[("KIND_LEVEL", "level"), ("KIND_GROWTH_RATE", "growth_rate")],
 };
