@@ -53,7 +53,10 @@
 #      checks that every answer reports inserted = 10. Before every ceiling run the
 #      ceiling table is recreated. A CHECKPOINT precedes every timed run.
 #    The report gives per configuration the median calls/s, median p50 and p99, the
-#    median ceiling tps and the ratio median calls/s / median ceiling tps; and the
+#    median ceiling tps and the ratio median calls/s / median ceiling tps; where the CPU
+#    went (ms of CPU per call of the servers and of the cluster's PostgreSQL processes,
+#    from /proc/PID/stat, and calls per committed transaction from pg_stat_database:
+#    the batches a grouped write carried); and the
 #    ratios "16 writers / 1 writer" and "two replicas / one replica" (16 and 64 writers).
 # 4. Import, per set-up: a SYNTHETIC CSV of BENCH_IMPORT_ROWS rows
 #    (`indicator,period,value,status,comment,source`; indicators bench-imp-000, ...
@@ -371,15 +374,51 @@ ceiling() {
     [[ -z $failed || $failed == 0 ]] || die "$1: pgbench reports $failed failed transactions"
 }
 
+# cpu_ticks PID...: CPU time (user + system, in clock ticks) the processes have used.
+cpu_ticks() {
+    local pid total=0 f
+    for pid in "$@"; do
+        f=$(cut -d')' -f2 "/proc/$pid/stat" 2>/dev/null) || continue
+        # Fields after the command: state is 3rd in stat, utime 14th and stime 15th.
+        total=$((total + $(awk '{ print $12 + $13 }' <<<"$f")))
+    done
+    echo "$total"
+}
+# postgres_pids: the postmaster of the set-up's cluster and its children (backends,
+# WAL writer, checkpointer ...).
+postgres_pids() {
+    local pidfile pm
+    if [[ $SETUP == tcp ]]; then pidfile=$TCP_PGDATA/postmaster.pid; else pidfile=$PRIVATE_DATA/pgdata/postmaster.pid; fi
+    pm=$(head -n 1 "$pidfile" 2>/dev/null) || return 0
+    echo "$pm"
+    ps --ppid "$pm" -o pid= 2>/dev/null || true
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # writes_run LABEL WRITERS SHARE(0|1) REPLICAS: one load-client run; sets W_* from its
-# summary line.
+# summary line, and W_SRV_MS / W_PG_MS: CPU milliseconds per call of the servers and of
+# PostgreSQL over the run (warm-up included, at about the measured rate); W_GROUP: calls
+# per committed transaction of the database (how many batches a grouped write carried,
+# on average; the client's indicator set-up and the health checks count too).
 writes_run() {
     local label=$1 n=$2 share=$3 replicas=$4 out=$RUNS/$1.writes.log args=() i rc=0
+    local srv0 pg0 srv1 pg1 pgs t0 t1 x0 x1
     for ((i = 0; i < replicas; i++)); do args+=(--server "${SERVER_URLS[$i]}"); done
     ((share)) && args+=(--share-half)
     reset_store
+    mapfile -t pgs < <(postgres_pids)
+    srv0=$(cpu_ticks "${SERVER_PIDS[@]}")
+    pg0=$(cpu_ticks "${pgs[@]}")
+    x0=$(psql_val "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    t0=$(now)
     TRADEWATCH_KEY=$KEY "$CLIENT" "${args[@]}" --writers "$n" --rows 10 --duration "$DUR" \
         --warmup "$WARMUP" --setup --prefix bench-w >"$out" 2>&1 || rc=$?
+    t1=$(now)
+    srv1=$(cpu_ticks "${SERVER_PIDS[@]}")
+    pg1=$(cpu_ticks "${pgs[@]}")
+    # Statistics reach pg_stat_database within 0.5 s of a commit (PGSTAT_MIN_INTERVAL).
+    sleep 0.6
+    x1=$(psql_val "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     W_LOAD=$(load1)
     local line
     line=$(grep '^summary: ' "$out" | tail -n 1 || true)
@@ -389,16 +428,20 @@ writes_run() {
         echo "$label (client exit status $rc)" >>"$FAILED_RUNS"
     fi
     if [[ -z $line ]]; then
-        W_CPS=nan W_P50=nan W_P99=nan W_MAX=nan W_CALLS=0 W_FAIL=nan
+        W_CPS=nan W_P50=nan W_P99=nan W_MAX=nan W_CALLS=0 W_FAIL=nan W_SRV_MS=nan W_PG_MS=nan W_GROUP=nan
         return
     fi
     # shellcheck disable=SC2046
     read -r W_CPS W_P50 W_P99 W_MAX W_CALLS W_FAIL < <(awk '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         print v["calls_per_s"], v["p50_ms"], v["p99_ms"], v["max_ms"], v["calls"], v["failures"] }' <<<"$line")
+    read -r W_SRV_MS W_PG_MS W_GROUP < <(awk -v s="$((srv1 - srv0))" -v p="$((pg1 - pg0))" -v hz="$CLK_TCK" \
+        -v x="$((x1 - x0))" -v cps="$W_CPS" -v wall="$(elapsed "$t0" "$t1")" 'BEGIN {
+        calls = cps * wall; if (calls <= 0 || x <= 0) { print "nan nan nan"; exit }
+        printf "%.3f %.3f %.2f\n", s * 1000 / hz / calls, p * 1000 / hz / calls, calls / x }')
 }
 
-printf 'setup\tconfig\twriters\tshare\treplicas\tround\tceiling_tps\tcalls_per_s\tp50_ms\tp99_ms\tmax_ms\tcalls\tfailures\tload1\n' >"$RESULTS"
+printf 'setup\tconfig\twriters\tshare\treplicas\tround\tceiling_tps\tcalls_per_s\tp50_ms\tp99_ms\tmax_ms\tcalls\tfailures\tload1\tserver_cpu_ms\tpg_cpu_ms\tcalls_per_xact\n' >"$RESULTS"
 printf 'setup\tround\trows\tcopy_s\tcopy_rps\timport_s\timport_rps\treimport_s\treimport_rps\tratio\treimport_inserted\treimport_revised\tversions\thwm_mb\tload1\n' >"$IMPORTS"
 
 # writes_rounds: every configuration, BENCH_ROUNDS times, each beside a ceiling run.
@@ -416,10 +459,10 @@ writes_rounds() {
             check_servers_alive
             ceiling "$SETUP-$name-r$round"
             writes_run "$SETUP-$name-r$round" "$n" "$share" "$replicas"
-            printf '  %-16s ceiling %8.1f tps | writes %8s calls/s  p50 %7s ms  p99 %8s ms  max %8s ms  failures %s  (load %s)\n' \
-                "$name" "$CEIL_TPS" "$W_CPS" "$W_P50" "$W_P99" "$W_MAX" "$W_FAIL" "$W_LOAD"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SETUP" "$name" "$n" "$share" "$replicas" \
-                "$round" "$CEIL_TPS" "$W_CPS" "$W_P50" "$W_P99" "$W_MAX" "$W_CALLS" "$W_FAIL" "$W_LOAD" >>"$RESULTS"
+            printf '  %-16s ceiling %8.1f tps | writes %8s calls/s  p50 %7s ms  p99 %8s ms  max %8s ms  failures %s  CPU/call: servers %s ms, PostgreSQL %s ms; calls/transaction %s  (load %s)\n' \
+                "$name" "$CEIL_TPS" "$W_CPS" "$W_P50" "$W_P99" "$W_MAX" "$W_FAIL" "$W_SRV_MS" "$W_PG_MS" "$W_GROUP" "$W_LOAD"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SETUP" "$name" "$n" "$share" "$replicas" \
+                "$round" "$CEIL_TPS" "$W_CPS" "$W_P50" "$W_P99" "$W_MAX" "$W_CALLS" "$W_FAIL" "$W_LOAD" "$W_SRV_MS" "$W_PG_MS" "$W_GROUP" >>"$RESULTS"
         done
     done
 }
@@ -717,18 +760,22 @@ for k in order:
         "ceil": ceil,
         "ratio": cps / ceil if ceil and not math.isnan(ceil) else math.nan,
         "fail": sum(int(num(r["failures"])) if not math.isnan(num(r["failures"])) else 1 for r in g),
+        "srv": med([num(r.get("server_cpu_ms", "nan")) for r in g]),
+        "pg": med([num(r.get("pg_cpu_ms", "nan")) for r in g]),
+        "grp": med([num(r.get("calls_per_xact", "nan")) for r in g]),
     }
     M[k] = m
     r0 = g[0]
     rows.append([k[0], k[1], r0["writers"], "yes" if r0["share"] == "1" else "no", r0["replicas"], len(g),
                  f(m["cps"]), f(m["p50"], "{:.2f}"), f(m["p99"], "{:.2f}"), f(m["ceil"]), f(m["ratio"], "{:.3f}"),
-                 m["fail"]])
+                 f(m["srv"], "{:.3f}"), f(m["pg"], "{:.3f}"), f(m["grp"], "{:.2f}"), m["fail"]])
 if rows:
     print("Writes: BatchCreateObservations of 10 new rows per call; medians over the rounds; ceiling = pgbench "
           "10-row INSERT ... ON CONFLICT DO NOTHING, 16 clients, measured just before each run")
     print()
     table(["set-up", "configuration", "writers", "shared", "replicas", "rounds", "calls/s", "p50 ms", "p99 ms",
-           "ceiling tps", "ratio calls/s ÷ ceiling", "failed calls"], rows)
+           "ceiling tps", "ratio calls/s ÷ ceiling", "server CPU ms/call", "PostgreSQL CPU ms/call", "calls/transaction", "failed calls"],
+          rows)
     print()
     drows = []
     for s in dict.fromkeys(k[0] for k in order):

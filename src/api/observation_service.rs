@@ -277,7 +277,11 @@ fn refuse_rows(errors: Vec<FieldViolation>, total: i64) -> Status {
         crate::error::DETAILS_BUDGET / 1024
     );
     let message = crate::error::bounded(message, crate::error::MESSAGE_BUDGET);
-    status = Status::with_details(status.code(), message, status.details().to_vec().into());
+    // The details carry the message too (google.rpc.Status.message): both must say the
+    // same, or grpc-status clients refuse the details (grpcio-status raises).
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    status = Status::with_error_details(status.code(), message, details);
     status
 }
 

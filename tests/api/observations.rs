@@ -843,6 +843,11 @@ async fn many_bad_rows_are_reported_to_a_default_client() {
         assert_eq!(reason, "INVALID_DECIMAL");
     }
     assert!(err.message().contains("60 problems"), "{}", err.message());
+    // The google.rpc.Status in the details says what grpc-message says (grpcio-status's
+    // rpc_status.from_call refuses the details otherwise).
+    let inner = <tonic_types::pb::Status as prost::Message>::decode(err.details()).unwrap();
+    assert_eq!(inner.message, err.message());
+    assert_eq!(inner.code, Code::InvalidArgument as i32);
 
     // An import of 150 bad rows stops reading after 100 problems and names the first.
     let err = tokio::time::timeout(PATIENCE, import(&mut app, &bad_rows(150), 50, false))
