@@ -80,11 +80,17 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
+    let json_logs = matches!(config.log_format, LogFormat::Json);
     match run(command.unwrap_or(Command::Serve(settings)), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("tradewatch: {e:#}");
+            // Once: a JSON log line for log collectors, else a line for people (the
+            // text log would repeat it on the same stderr).
+            if json_logs {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("tradewatch: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -171,7 +177,8 @@ impl ServeLock {
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 let who = std::fs::read_to_string(&path).unwrap_or_default();
                 anyhow::bail!(
-                    "another tradewatch server ({}) is using {}; stop it first, or give this one                      another --data-dir",
+                    "another tradewatch server ({}) is using {}; stop it first, or give this one \
+                     another --data-dir",
                     who.trim(),
                     dir.display()
                 )
@@ -293,9 +300,20 @@ async fn run_with(
                      turn them off with --anonymous-read=false"
                 );
             }
+            // The hint works as printed: over TLS grpcurl needs the certificate (a
+            // self-signed one is its own CA), and without anonymous reads a key.
+            let transport = match &config.tls {
+                Some((cert, _)) => format!("-cacert {}", cert.display()),
+                None => "-plaintext".to_owned(),
+            };
+            let key = if config.anonymous_read {
+                ""
+            } else {
+                "-H \"authorization: Bearer $TRADEWATCH_KEY\" "
+            };
             eprintln!(
-                "tradewatch is serving gRPC ({scheme}) on {addr}\n  try: grpcurl -plaintext {addr} list\n       \
-                 grpcurl -plaintext -d '{{\"name\": \"programs/{}\"}}' {addr} tradewatch.v1.ProgramService/GetProgram",
+                "tradewatch is serving gRPC ({scheme}) on {addr}\n  try: grpcurl {transport} {addr} list\n       \
+                 grpcurl {transport} {key}-d '{{\"name\": \"programs/{}\"}}' {addr} tradewatch.v1.ProgramService/GetProgram",
                 seed::PROGRAM_ID
             );
             let purge = tokio::spawn(purge_request_ids(pool.clone()));

@@ -750,6 +750,29 @@ pub fn indicator_spec(
         &at(prefix, "source_agency"),
         text::optional_line(source_agency, limits::AGENCY),
     );
+    // A year-to-date figure is a running sum from January: its months (or quarters) are
+    // the differences of consecutive figures. That is only meaningful for sums within a
+    // year: an average or an end-of-period stock does not de-cumulate, and an annual
+    // figure is its own year.
+    if *year_to_date {
+        let why = match (aggregation, frequency) {
+            (Some(Aggregation::Average | Aggregation::EndOfPeriod), _) => Some((
+                "YEAR_TO_DATE_NEEDS_SUM",
+                "a year-to-date indicator must have AGGREGATION_SUM: averages and \
+                 end-of-period stocks are not cumulated over the year",
+            )),
+            (_, Some(Frequency::Annual)) => Some((
+                "YEAR_TO_DATE_ANNUAL",
+                "an annual indicator cannot be year-to-date: its figure is already the \
+                 whole year (year_to_date is for monthly, quarterly or half-yearly figures \
+                 published as January-to-date sums)",
+            )),
+            _ => None,
+        };
+        if let Some((reason, why)) = why {
+            v.push(at(prefix, "year_to_date"), reason, why);
+        }
+    }
     dims_ok?;
     Some(IndicatorSpec {
         title: title?,

@@ -397,6 +397,14 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
     let mut out = Progress::not_assessable("");
     out.latest = Some(latest.clone());
     out.baseline = baseline.clone();
+    let growth = growth(target, baseline.as_ref(), &latest);
+    if let Ok(g) = &growth {
+        out.observed_cagr = Some(g.observed);
+        out.required_cagr = Some(g.required);
+        out.ratio = g.ratio;
+        out.projected = g.projected;
+        out.still_required_cagr = g.still_required;
+    }
 
     if target.kind == TargetKind::Level {
         out.attainment = ratio(&latest.1, &target.value);
@@ -404,6 +412,7 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
             Direction::HigherIsBetter => latest.1 >= target.value,
             Direction::LowerIsBetter => latest.1 <= target.value,
         };
+        // A verdict; the growth figures above stay, when they can be computed.
         if meets {
             out.status = ProgressStatus::Achieved;
             out.reason = format!(
@@ -421,60 +430,17 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
             return out;
         }
     }
-    let Some(baseline) = baseline else {
-        out.reason = "no baseline".into();
-        return out;
-    };
-    if baseline.0.start_key() >= latest.0.start_key() {
-        out.reason = format!(
-            "only one data point ({}) since the baseline; two are needed to measure progress",
-            latest.0
-        );
-        return out;
-    }
-    let observed = match cagr(&baseline.1, &latest.1, latest.0.years_since(baseline.0)) {
+    let g = match growth {
         Ok(g) => g,
-        Err(e) => {
-            out.reason = cagr_reason(&e, "series");
+        Err(reason) => {
+            out.reason = reason;
             return out;
         }
     };
-    out.observed_cagr = Some(observed);
-    let years_left = target.period.years_since(latest.0);
-    let required = match target.kind {
-        TargetKind::Level => match cagr(
-            &baseline.1,
-            &target.value,
-            target.period.years_since(baseline.0),
-        ) {
-            Ok(g) => g,
-            Err(e) => {
-                out.reason = cagr_reason(&e, "path to the target");
-                return out;
-            }
-        },
-        TargetKind::GrowthRate => target.value.to_f64().unwrap_or(0.0) / 100.0,
-    };
-    out.required_cagr = Some(required);
-    let latest_f = latest.1.to_f64();
-    if years_left > 0.0 {
-        out.projected = latest_f.map(|l| l * (1.0 + observed).powf(years_left));
-        let goal = match target.kind {
-            TargetKind::Level => target.value.to_f64(),
-            TargetKind::GrowthRate => baseline
-                .1
-                .to_f64()
-                .map(|b| b * (1.0 + required).powf(target.period.years_since(baseline.0))),
-        };
-        out.still_required_cagr = match (latest_f, goal) {
-            (Some(l), Some(g)) if l > 0.0 && g >= 0.0 => Some((g / l).powf(1.0 / years_left) - 1.0),
-            _ => None,
-        };
-    }
     if target.kind == TargetKind::GrowthRate {
-        out.attainment = (required != 0.0).then(|| observed / required);
+        out.attainment = (g.required != 0.0).then(|| g.observed / g.required);
         if target_reached {
-            let met = dir * (observed - required) >= 0.0;
+            let met = dir * (g.observed - g.required) >= 0.0;
             out.status = if met {
                 ProgressStatus::Achieved
             } else {
@@ -482,13 +448,92 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
             };
             out.reason = format!(
                 "observed growth {:.2} % a year against the required {:.2} %",
-                observed * 100.0,
-                required * 100.0
+                g.observed * 100.0,
+                g.required * 100.0
             );
             return out;
         }
     }
-    let r = if required == 0.0 {
+    out.status = status_for_ratio(g.raw_ratio);
+    out.reason = format!(
+        "observed growth {:.2} % a year since {} against {:.2} % a year required to reach the target",
+        g.observed * 100.0,
+        g.since,
+        g.required * 100.0
+    );
+    out
+}
+
+/// The growth figures of a target: from the baseline to the latest value, and what the
+/// target requires.
+struct Growth {
+    /// The baseline period.
+    since: Period,
+    /// Observed CAGR baseline → latest.
+    observed: f64,
+    /// Required CAGR baseline → target.
+    required: f64,
+    /// direction × observed / |required| (±infinity when the target is the baseline).
+    raw_ratio: f64,
+    /// `raw_ratio` when finite.
+    ratio: Option<f64>,
+    /// The value at the target period if the observed CAGR continues (the latest value
+    /// itself once it is the target period's).
+    projected: Option<f64>,
+    /// CAGR still needed from the latest value (before the target period only).
+    still_required: Option<f64>,
+}
+
+/// The growth figures, or why they cannot be computed.
+fn growth(
+    target: &TargetFacts,
+    baseline: Option<&(Period, BigDecimal)>,
+    latest: &(Period, BigDecimal),
+) -> Result<Growth, String> {
+    let dir = sign(target.direction);
+    let Some(baseline) = baseline else {
+        return Err("no baseline".into());
+    };
+    if baseline.0.start_key() >= latest.0.start_key() {
+        return Err(format!(
+            "only one data point ({}) since the baseline; two are needed to measure progress",
+            latest.0
+        ));
+    }
+    let observed = cagr(&baseline.1, &latest.1, latest.0.years_since(baseline.0))
+        .map_err(|e| cagr_reason(&e, "series"))?;
+    let years_left = target.period.years_since(latest.0);
+    let required = match target.kind {
+        TargetKind::Level => cagr(
+            &baseline.1,
+            &target.value,
+            target.period.years_since(baseline.0),
+        )
+        .map_err(|e| cagr_reason(&e, "path to the target"))?,
+        TargetKind::GrowthRate => target.value.to_f64().unwrap_or(0.0) / 100.0,
+    };
+    let latest_f = latest.1.to_f64();
+    let (projected, still_required) = if years_left > 0.0 {
+        let goal = match target.kind {
+            TargetKind::Level => target.value.to_f64(),
+            TargetKind::GrowthRate => baseline
+                .1
+                .to_f64()
+                .map(|b| b * (1.0 + required).powf(target.period.years_since(baseline.0))),
+        };
+        (
+            latest_f.map(|l| l * (1.0 + observed).powf(years_left)),
+            match (latest_f, goal) {
+                (Some(l), Some(g)) if l > 0.0 && g >= 0.0 => {
+                    Some((g / l).powf(1.0 / years_left) - 1.0)
+                }
+                _ => None,
+            },
+        )
+    } else {
+        (latest_f, None)
+    };
+    let raw_ratio = if required == 0.0 {
         // The target equals the baseline: any move in the desired direction is enough.
         if dir * observed >= 0.0 {
             f64::INFINITY
@@ -498,15 +543,15 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
     } else {
         dir * observed / required.abs()
     };
-    out.ratio = r.is_finite().then_some(r);
-    out.status = status_for_ratio(r);
-    out.reason = format!(
-        "observed growth {:.2} % a year since {} against {:.2} % a year required to reach the target",
-        observed * 100.0,
-        baseline.0,
-        required * 100.0
-    );
-    out
+    Ok(Growth {
+        since: baseline.0,
+        observed,
+        required,
+        raw_ratio,
+        ratio: raw_ratio.is_finite().then_some(raw_ratio),
+        projected,
+        still_required,
+    })
 }
 
 #[cfg(test)]

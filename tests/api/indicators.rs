@@ -18,7 +18,9 @@ async fn indicator_crud_round_trip() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    // Published as January-to-date monthly sums.
     ind.year_to_date = true;
+    ind.frequency = pb::Frequency::Monthly as i32;
     ind.description = "Executed value of offshore service outsourcing.".into();
     let created = app
         .indicators
@@ -79,7 +81,7 @@ async fn indicator_crud_round_trip() {
         .update_indicator(pb::UpdateIndicatorRequest {
             indicator: Some(pb::Indicator {
                 name: created.name.clone(),
-                frequency: pb::Frequency::Monthly as i32,
+                frequency: pb::Frequency::Quarterly as i32,
                 ..Default::default()
             }),
             update_mask: None,
@@ -438,4 +440,89 @@ async fn an_indicator_with_observations_is_deleted_only_with_force() {
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// A year-to-date figure is a January-to-date sum: it de-cumulates into months only for
+/// sums below a year. An average or an end-of-period stock, or an annual indicator,
+/// cannot be year-to-date, on create or on update.
+#[tokio::test]
+async fn year_to_date_is_refused_where_it_cannot_be_right() {
+    let mut app = spawn_app().await;
+    let monthly_ytd = |edit: fn(&mut pb::Indicator)| {
+        let mut i = indicator("Services trade, January to date");
+        i.frequency = pb::Frequency::Monthly as i32;
+        i.year_to_date = true;
+        edit(&mut i);
+        i
+    };
+    type Case = (&'static str, fn(&mut pb::Indicator), &'static str);
+    let cases: [Case; 3] = [
+        (
+            "average",
+            |i| i.aggregation = pb::indicator::Aggregation::Average as i32,
+            "YEAR_TO_DATE_NEEDS_SUM",
+        ),
+        (
+            "stock",
+            |i| i.aggregation = pb::indicator::Aggregation::EndOfPeriod as i32,
+            "YEAR_TO_DATE_NEEDS_SUM",
+        ),
+        (
+            "annual",
+            |i| i.frequency = pb::Frequency::Annual as i32,
+            "YEAR_TO_DATE_ANNUAL",
+        ),
+    ];
+    for (id, edit, want) in cases {
+        let err = app
+            .indicators
+            .create_indicator(pb::CreateIndicatorRequest {
+                request_id: String::new(),
+                indicator: Some(monthly_ytd(edit)),
+                indicator_id: format!("ytd-{id}"),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(assert_invalid(&err, "indicator.year_to_date"), want, "{id}");
+    }
+    // A monthly year-to-date sum is fine; turning it into an average is not, and
+    // nothing changes.
+    let created = app
+        .indicators
+        .create_indicator(pb::CreateIndicatorRequest {
+            request_id: String::new(),
+            indicator: Some(monthly_ytd(|_| {})),
+            indicator_id: "ytd-sum".into(),
+        })
+        .await
+        .expect("a monthly year-to-date sum")
+        .into_inner();
+    let err = app
+        .indicators
+        .update_indicator(pb::UpdateIndicatorRequest {
+            indicator: Some(pb::Indicator {
+                name: created.name.clone(),
+                aggregation: pb::indicator::Aggregation::Average as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["aggregation".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        assert_invalid(&err, "indicator.year_to_date"),
+        "YEAR_TO_DATE_NEEDS_SUM"
+    );
+    let got = app
+        .indicators
+        .get_indicator(pb::GetIndicatorRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.aggregation, pb::indicator::Aggregation::Sum as i32);
+    assert!(got.year_to_date);
 }

@@ -816,6 +816,13 @@ async fn a_passed_target_period_unmet_is_missed() {
     // attainment = 20.6 / 25 = 0.824
     assert_close(p.attainment, 0.824, "attainment");
     assert!(!p.reason.is_empty());
+    // A missed target too: baseline 2018 (21.5), 2019 at 20.6: observed 20.6 / 21.5 - 1
+    // = -4.186 %; required 25 / 21.5 - 1 = 16.279 %; R = -0.041860 / 0.162791 = -0.2571.
+    assert_eq!(p.baseline_period, "2018", "{p:?}");
+    assert_close(p.observed_cagr, 20.6 / 21.5 - 1.0, "observed_cagr");
+    assert_close(p.required_cagr, 25.0 / 21.5 - 1.0, "required_cagr");
+    assert_close(p.ratio, (20.6 / 21.5 - 1.0) / (25.0 / 21.5 - 1.0), "ratio");
+    assert_eq!(p.projected_value, "20.6");
 }
 
 #[tokio::test]
@@ -856,6 +863,14 @@ async fn target_in_billions_on_an_indicator_in_hundred_millions_is_achieved() {
     // attainment = 31 / 30 = 1.033333
     assert_close(p.attainment, 1.033_333_333, "attainment");
     assert!(!p.reason.is_empty());
+    // An achieved target still tells how it got there: observed growth 31 / 25 - 1 =
+    // 24 % against the 30 / 25 - 1 = 20 % required, R = 0.24 / 0.20 = 1.2, and at the
+    // target period the "projection" is the figure itself.
+    assert_close(p.observed_cagr, 0.24, "observed_cagr");
+    assert_close(p.required_cagr, 0.20, "required_cagr");
+    assert_close(p.ratio, 1.2, "ratio");
+    assert_eq!(p.projected_value, "31");
+    assert_eq!(p.still_required_cagr, None, "nothing is still required");
 }
 
 #[tokio::test]

@@ -225,6 +225,16 @@ async fn commands_beside_a_server_leave_its_cluster_running_and_a_second_server_
         )),
         "{stderr}"
     );
+    // Once, in one readable sentence.
+    assert_eq!(
+        stderr.matches("another tradewatch server").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("give this one another --data-dir"),
+        "{stderr}"
+    );
     assert!(serving(port).await, "the second server disturbed the first");
 
     // The server stops its cluster when it ends (SIGTERM: a graceful stop).
