@@ -169,7 +169,10 @@ fn columns_of(resource: &str) -> Option<&'static [Column]> {
 /// `row` (a recorded row or the changed columns of one, numbers as text) in the API's
 /// field names and values. A resource of an unknown shape is shown as recorded.
 pub fn to_api(resource: &str, row: Value) -> Value {
-    let (Some(columns), Value::Object(mut row)) = (columns_of(resource), row.clone()) else {
+    let Some(columns) = columns_of(resource) else {
+        return row;
+    };
+    let Value::Object(mut row) = row else {
         return row;
     };
     let program = resource.split('/').nth(1).unwrap_or_default();
