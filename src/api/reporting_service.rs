@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bigdecimal::{BigDecimal, Zero};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use tonic::{Request, Response, Status};
 
 use super::convert::{
     frequency_to_proto, initiative_to_proto, optional_time, program_to_proto, timestamp,
 };
 use super::{Context, finish};
-use crate::domain::indicator::Flow;
+use crate::domain::indicator::{Aggregation, Flow};
 use crate::domain::names::{IndicatorName, ProgramName, TargetName};
 use crate::domain::program::TargetKind;
 use crate::domain::reporting::{
@@ -63,6 +63,10 @@ fn transform_from_proto(value: i32) -> Result<Transform, Invalid> {
         Ok(pb::Transform::PercentChange) => Transform::PercentChange,
         Ok(pb::Transform::PercentChangeYearAgo) => Transform::PercentChangeYearAgo,
         Ok(pb::Transform::CompoundAnnualGrowth) => Transform::CompoundAnnualGrowth,
+        // The same transforms on the cumulative view (see `prepare_cumulative`).
+        Ok(pb::Transform::YearToDate) => Transform::Level,
+        Ok(pb::Transform::YearToDateChangeYearAgo) => Transform::ChangeYearAgo,
+        Ok(pb::Transform::YearToDatePercentChangeYearAgo) => Transform::PercentChangeYearAgo,
         Err(_) => {
             return Err(Invalid::new(
                 "INVALID_ENUM",
@@ -73,15 +77,12 @@ fn transform_from_proto(value: i32) -> Result<Transform, Invalid> {
 }
 
 /// Prepares an indicator's raw points for reporting at frequency `to`: year-to-date
-/// figures become per-period ones, then periods combine by the indicator's rule.
+/// figures become per-period ones (a period from the releases at its end and at the
+/// end of the period before it), others combine by the indicator's rule.
 fn prepare(points: &[Point], indicator: &Indicator, to: Frequency) -> Vec<Rolled> {
-    let per_period;
-    let points = if indicator.spec.year_to_date {
-        per_period = reporting::decumulate(points);
-        &per_period
-    } else {
-        points
-    };
+    if indicator.spec.year_to_date {
+        return reporting::roll_up_year_to_date(points, to);
+    }
     if to == indicator.spec.frequency {
         points
             .iter()
@@ -94,6 +95,17 @@ fn prepare(points: &[Point], indicator: &Indicator, to: Frequency) -> Vec<Rolled
             .collect()
     } else {
         reporting::roll_up(points, to, indicator.spec.aggregation)
+    }
+}
+
+/// The cumulative "January–N" view of an indicator's raw points at frequency `to`: a
+/// year-to-date indicator's releases as published, another's values summed from
+/// January.
+fn prepare_cumulative(points: &[Point], indicator: &Indicator, to: Frequency) -> Vec<Rolled> {
+    if indicator.spec.year_to_date {
+        reporting::cumulative_releases(points, to)
+    } else {
+        reporting::cumulate(points, to)
     }
 }
 
@@ -152,6 +164,11 @@ fn progress(
         // (whose own multiplier is 0) in the indicator's, like the values shown.
         baseline_value: s.baseline_value.as_ref().map(|b| scale(&parse(b), shown)),
         direction: s.direction,
+        shown: reporting::Shown {
+            unit: indicator.spec.unit.clone(),
+            multiplier: shown,
+        },
+        as_of_month: i64::from(as_of.year()) * 12 + i64::from(as_of.month0()),
     };
     let out = reporting::assess(&facts, &data);
     let show = |v: &BigDecimal| text(&scale(v, -shown));
@@ -234,7 +251,14 @@ async fn assess_all(
 
 /// The latest value of an indicator with its change on a year earlier.
 fn latest(indicator: &Indicator, points: &[Point]) -> pb::IndicatorLatest {
-    let series: Vec<Point> = prepare(points, indicator, indicator.spec.frequency)
+    // A year-to-date indicator as its source publishes it: the latest cumulative release.
+    let cumulative = indicator.spec.year_to_date;
+    let series = if cumulative {
+        prepare_cumulative(points, indicator, indicator.spec.frequency)
+    } else {
+        prepare(points, indicator, indicator.spec.frequency)
+    };
+    let series: Vec<Point> = series
         .into_iter()
         .map(|r| Point {
             period: r.period,
@@ -246,6 +270,7 @@ fn latest(indicator: &Indicator, points: &[Point]) -> pb::IndicatorLatest {
         title: indicator.spec.title.clone(),
         unit: indicator.spec.unit.clone(),
         unit_multiplier: indicator.spec.unit_multiplier,
+        cumulative,
         ..Default::default()
     };
     if let Some(last) = series.iter().rposition(|p| p.value.is_some()) {
@@ -294,6 +319,12 @@ impl ReportingService for ReportingApi {
             transform,
             as_of: when,
         } = request.into_inner();
+        let cumulative = matches!(
+            pb::Transform::try_from(transform),
+            Ok(pb::Transform::YearToDate
+                | pb::Transform::YearToDateChangeYearAgo
+                | pb::Transform::YearToDatePercentChangeYearAgo)
+        );
         let mut v = Violations::new();
         let name = v.check("indicator", IndicatorName::parse(&indicator));
         let start = if start_period.is_empty() {
@@ -345,6 +376,16 @@ impl ReportingService for ReportingApi {
         {
             v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
         }
+        if cumulative && ind.spec.aggregation != Aggregation::Sum {
+            v.push(
+                "transform",
+                "CUMULATIVE_NEEDS_SUM",
+                format!(
+                    "{name} is not a sum (AGGREGATION_SUM): its values do not accumulate from \
+                     January, so it has no year-to-date transform"
+                ),
+            );
+        }
         finish(v, || Some(()))?;
         // Read from a year before the range (for year-ago transforms), from the start
         // of that year (for year-to-date figures).
@@ -365,7 +406,11 @@ impl ReportingService for ReportingApi {
             .points(&[key], from.as_deref(), to_text.as_deref())
             .await?;
         let points = points.remove(&key).unwrap_or_default();
-        let rolled = prepare(&points, &ind, to);
+        let rolled = if cumulative {
+            prepare_cumulative(&points, &ind, to)
+        } else {
+            prepare(&points, &ind, to)
+        };
         let series: Vec<Point> = rolled
             .iter()
             .map(|r| Point {
@@ -581,23 +626,34 @@ impl ReportingService for ReportingApi {
             entry.0 += value;
             entry.1.push(ind.name().to_string());
         }
+        // Averages, rates and percentages do not add up across indicators.
+        let non_additive = matched
+            .iter()
+            .any(|(_, i)| i.spec.aggregation == Aggregation::Average || i.spec.unit == "%");
         let total: BigDecimal = groups.values().map(|g| &g.0).sum();
         let mut groups: Vec<pb::BreakdownGroup> = groups
             .into_iter()
             .map(|(key, (value, indicators))| pb::BreakdownGroup {
-                share: reporting::ratio(&value, &total)
-                    .map(|r| r * 100.0)
-                    .unwrap_or(0.0),
+                share: if non_additive {
+                    0.0
+                } else {
+                    reporting::ratio(&value, &total)
+                        .map(|r| r * 100.0)
+                        .unwrap_or(0.0)
+                },
                 key,
-                value: text(&value),
+                value: if non_additive && indicators.len() > 1 {
+                    String::new()
+                } else {
+                    text(&value)
+                },
                 indicators,
             })
             .collect();
+        // Largest first; groups without a value last.
         groups.sort_by(|a, b| {
-            let (x, y): (BigDecimal, BigDecimal) = (
-                a.value.parse().unwrap_or_default(),
-                b.value.parse().unwrap_or_default(),
-            );
+            let (x, y): (Option<BigDecimal>, Option<BigDecimal>) =
+                (a.value.parse().ok(), b.value.parse().ok());
             y.cmp(&x).then_with(|| a.key.cmp(&b.key))
         });
         Ok(Response::new(pb::QueryBreakdownResponse {
@@ -605,9 +661,14 @@ impl ReportingService for ReportingApi {
             unit,
             unit_multiplier: min_mult,
             groups,
-            total: text(&total),
+            total: if non_additive {
+                String::new()
+            } else {
+                text(&total)
+            },
             missing,
             as_of: Some(timestamp(snap.effective)),
+            non_additive,
         }))
     }
 

@@ -348,7 +348,7 @@ pub fn breakdown_text(r: &pb::QueryBreakdownResponse) -> String {
                 g.key.clone()
             },
             g.value.clone(),
-            values::percent_of(Some(g.share)),
+            values::percent_of((!r.non_additive).then_some(g.share)),
             g.indicators
                 .iter()
                 .map(|i| i.strip_prefix("indicators/").unwrap_or(i))
@@ -356,8 +356,13 @@ pub fn breakdown_text(r: &pb::QueryBreakdownResponse) -> String {
                 .join(", "),
         ]);
     }
-    t.row(["total", r.total.as_str(), "", ""]);
+    if !r.non_additive {
+        t.row(["total", r.total.as_str(), "", ""]);
+    }
     out.push_str(&t.render());
+    if r.non_additive {
+        out.push_str("no total and no shares: rates, averages and percentages do not add up\n");
+    }
     if !r.missing.is_empty() {
         out.push_str(&format!("missing: {}\n", r.missing.join(", ")));
     }
@@ -417,7 +422,12 @@ pub fn scorecard_text(r: &pb::ProgramScorecard) -> String {
                     format!("{inner}indicator {}", truncate(&i.title, TITLE_WIDTH)),
                     String::new(),
                     values::unit(&i.unit, i.unit_multiplier),
-                    values::at(&i.value, &i.period),
+                    if i.cumulative && !i.value.is_empty() {
+                        // A year-to-date release: January to the period.
+                        format!("{} (Jan-)", values::at(&i.value, &i.period))
+                    } else {
+                        values::at(&i.value, &i.period)
+                    },
                     String::new(),
                     change,
                 ]);

@@ -134,6 +134,128 @@ pub fn roll_up(points: &[Point], to: Frequency, aggregation: Aggregation) -> Vec
     out
 }
 
+/// Rolls year-to-date cumulative figures (sorted, one frequency) up to periods of
+/// frequency `to`. A period's value is the cumulative figure at its last part minus the
+/// one at the end of the period before it in the same year (nothing to subtract for
+/// the year's first period), so a period is complete when those two figures are known,
+/// whatever is known of the parts in between: a "January–February" release and the
+/// March one give the first quarter although January alone is unknown. `parts` counts
+/// the parts known one by one (all of them once the period is complete). Only periods
+/// with at least one point appear.
+pub fn roll_up_year_to_date(points: &[Point], to: Frequency) -> Vec<Rolled> {
+    let Some(native) = points.first().map(|p| p.period.frequency()) else {
+        return Vec::new();
+    };
+    let cumulative = |period: Option<Period>| -> Option<&BigDecimal> {
+        let period = period?;
+        points
+            .binary_search_by_key(&period.ordinal(), |p| p.period.ordinal())
+            .ok()
+            .and_then(|i| points[i].value.as_ref())
+    };
+    let per_part = roll_up(&decumulate(points), to, Aggregation::Sum);
+    per_part
+        .into_iter()
+        .map(|mut r| {
+            let months = 12 / native.periods_per_year();
+            let end = Period::new(r.period.year(), native, r.period.last_month() / months);
+            let value = match cumulative(end) {
+                Some(at_end) if r.period.index() == 1 => Some(at_end.clone()),
+                Some(at_end) => {
+                    let before = Period::new(
+                        r.period.year(),
+                        native,
+                        (r.period.first_month() - 1) / months,
+                    );
+                    cumulative(before).map(|b| at_end - b)
+                }
+                None => None,
+            };
+            if value.is_some() {
+                r.parts = r.expected;
+            }
+            r.value = value;
+            r
+        })
+        .collect()
+}
+
+/// The cumulative "January–N" series at frequency `to` (not finer than the points'),
+/// as year-to-date releases publish it: each period's value is the sum of the year's
+/// values from its first period to the period's end. From per-period `points` (sorted,
+/// one frequency) of a sum; complete when every part from January on is known (`parts`
+/// of `expected`). Only periods with at least one point appear.
+pub fn cumulate(points: &[Point], to: Frequency) -> Vec<Rolled> {
+    let Some(native) = points.first().map(|p| p.period.frequency()) else {
+        return Vec::new();
+    };
+    let months = 12 / native.periods_per_year();
+    let mut out: Vec<Rolled> = Vec::new();
+    // The year, and the running sum of its values known so far with their count.
+    let mut year: Option<i32> = None;
+    let mut sum = BigDecimal::zero();
+    let mut known = 0u32;
+    for p in points {
+        let Some(target) = p.period.containing(to) else {
+            continue;
+        };
+        if year != Some(p.period.year()) {
+            year = Some(p.period.year());
+            sum = BigDecimal::zero();
+            known = 0;
+        }
+        if let Some(v) = &p.value {
+            sum += v;
+            known += 1;
+        }
+        // Parts from January to the period's end; until its last part is seen, the
+        // period is incomplete.
+        let expected = target.last_month() / months;
+        let at_end = p.period.index() == expected;
+        let rolled = Rolled {
+            period: target,
+            value: (at_end && known == expected).then(|| sum.clone()),
+            parts: known,
+            expected,
+        };
+        match out.last_mut() {
+            Some(last) if last.period == target => *last = rolled,
+            _ => out.push(rolled),
+        }
+    }
+    out
+}
+
+/// The cumulative "January–N" series at frequency `to` from year-to-date releases:
+/// the release at each period's end, as published.
+pub fn cumulative_releases(points: &[Point], to: Frequency) -> Vec<Rolled> {
+    let Some(native) = points.first().map(|p| p.period.frequency()) else {
+        return Vec::new();
+    };
+    let months = 12 / native.periods_per_year();
+    let mut out: Vec<Rolled> = Vec::new();
+    for p in points {
+        let Some(target) = p.period.containing(to) else {
+            continue;
+        };
+        if out.last().map(|r| r.period) != Some(target) {
+            out.push(Rolled {
+                period: target,
+                value: None,
+                parts: 0,
+                expected: 1,
+            });
+        }
+        if p.period.index() == target.last_month() / months
+            && let (Some(last), Some(v)) = (out.last_mut(), &p.value)
+        {
+            last.value = Some(v.clone());
+            last.parts = 1;
+        }
+    }
+    out
+}
+
 /// A series transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -283,6 +405,35 @@ pub struct TargetFacts {
     pub baseline_value: Option<BigDecimal>,
     /// Desired direction.
     pub direction: Direction,
+    /// How the reason texts show values: the unit and multiplier of the figures shown.
+    pub shown: Shown,
+    /// The month the assessment is as of, as [`Period::start_key`] counts (a target
+    /// whose period has ended without a figure is no longer judged by its path).
+    pub as_of_month: i64,
+}
+
+/// The unit and unit multiplier values are shown in.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Shown {
+    /// Unit (`USD`, `%`, `1` for counts, ...).
+    pub unit: String,
+    /// Power of ten of the values shown.
+    pub multiplier: i32,
+}
+
+impl Shown {
+    /// A value in base units as shown: `22.8 × 10^9 USD`, `5.2 %`, `1200` (counts).
+    pub fn show(&self, base: &BigDecimal) -> String {
+        let v = scale(base, -self.multiplier).normalized().to_plain_string();
+        let unit = match self.unit.as_str() {
+            "" | "1" => String::new(),
+            u => format!(" {u}"),
+        };
+        match self.multiplier {
+            0 => format!("{v}{unit}"),
+            m => format!("{v} × 10^{m}{unit}"),
+        }
+    }
 }
 
 /// The assessment of a target.
@@ -416,16 +567,20 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
         if meets {
             out.status = ProgressStatus::Achieved;
             out.reason = format!(
-                "{} value {} meets the target {}",
-                latest.0, latest.1, target.value
+                "the {} value {} meets the target {}",
+                latest.0,
+                target.shown.show(&latest.1),
+                target.shown.show(&target.value)
             );
             return out;
         }
         if target_reached {
             out.status = ProgressStatus::Missed;
             out.reason = format!(
-                "the target period has passed: the {} value does not meet the target",
-                latest.0
+                "the target period has passed: the {} value {} does not meet the target {}",
+                latest.0,
+                target.shown.show(&latest.1),
+                target.shown.show(&target.value)
             );
             return out;
         }
@@ -453,6 +608,21 @@ pub fn assess(target: &TargetFacts, data: &[(Period, BigDecimal)]) -> Progress {
             );
             return out;
         }
+    }
+    // The target period is over but its figure is not known (not yet published, or
+    // never): the path to it no longer says anything, and the outcome is unknown.
+    if target.as_of_month > target.period.end_key() {
+        out.status = ProgressStatus::NotAssessable;
+        out.reason = format!(
+            "the target period {} has ended without a figure for it; the latest is {} ({}), \
+             growing {:.2} % a year against {:.2} % a year required",
+            target.period,
+            latest.0,
+            target.shown.show(&latest.1),
+            g.observed * 100.0,
+            g.required * 100.0
+        );
+        return out;
     }
     out.status = status_for_ratio(g.raw_ratio);
     out.reason = format!(
@@ -719,6 +889,9 @@ mod tests {
             baseline_period: None,
             baseline_value: None,
             direction,
+            shown: Shown::default(),
+            // December 2019: before every target period of these tests ends.
+            as_of_month: 2019 * 12 + 11,
         }
     }
 
@@ -834,6 +1007,7 @@ mod tests {
             baseline_period: Some(p("2015")),
             baseline_value: None,
             direction: Direction::HigherIsBetter,
+            ..level("0", "2020", Direction::HigherIsBetter)
         };
         // 100 → 121 over 2 years: exactly 10 %: R = 1 → on track.
         let on = assess(&t, &data(&[("2015", "100"), ("2017", "121")]));
@@ -870,5 +1044,143 @@ mod tests {
         let out = assess(&level("200", "2022", Direction::HigherIsBetter), &complete);
         assert_eq!(out.latest, Some((p("2020"), d("120"))));
         assert_eq!(out.status, ProgressStatus::NotAssessable);
+    }
+
+    #[test]
+    fn a_year_to_date_period_needs_only_the_releases_at_its_ends() {
+        // No January release; January–February 30, –March 50, –April 65, –June 100.
+        let ytd = pts(&[
+            ("2021-M02", Some("30")),
+            ("2021-M03", Some("50")),
+            ("2021-M04", Some("65")),
+            ("2021-M06", Some("100")),
+        ]);
+        let q = roll_up_year_to_date(&ytd, Frequency::Quarterly);
+        // Q1 = the March release, 50, complete; Q2 = 100 − 50 = 50 although May is unknown.
+        assert_eq!(q.len(), 2);
+        assert_eq!(
+            (q[0].value.clone(), q[0].parts, q[0].expected),
+            (Some(d("50")), 3, 3)
+        );
+        assert_eq!(
+            (q[1].value.clone(), q[1].parts, q[1].expected),
+            (Some(d("50")), 3, 3)
+        );
+        let s = roll_up_year_to_date(&ytd, Frequency::HalfYearly);
+        assert_eq!(s[0].value, Some(d("100")));
+        // Months: only March (50 − 30 = 20) and April (65 − 50 = 15) are known alone.
+        let m = roll_up_year_to_date(&ytd, Frequency::Monthly);
+        let got: Vec<_> = m.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(got, vec![None, Some(d("20")), Some(d("15")), None]);
+        // Without the June release, Q2 is partial: only April is known alone (1 of 3).
+        let q = roll_up_year_to_date(&ytd[..3], Frequency::Quarterly);
+        assert_eq!(
+            (q[1].value.clone(), q[1].parts, q[1].expected),
+            (None, 1, 3)
+        );
+    }
+
+    #[test]
+    fn cumulates_per_period_values_from_january() {
+        let m = pts(&[
+            ("2020-M01", Some("10")),
+            ("2020-M02", Some("15")),
+            ("2020-M03", Some("20")),
+            ("2020-M05", Some("5")),
+            ("2021-M01", Some("12")),
+        ]);
+        let c = cumulate(&m, Frequency::Monthly);
+        let got: Vec<_> = c
+            .iter()
+            .map(|r| (r.value.clone(), r.parts, r.expected))
+            .collect();
+        // 10, 25, 45; May lacks April: 4 of 5 known, no value; 2021 starts again at 12.
+        assert_eq!(
+            got,
+            vec![
+                (Some(d("10")), 1, 1),
+                (Some(d("25")), 2, 2),
+                (Some(d("45")), 3, 3),
+                (None, 4, 5),
+                (Some(d("12")), 1, 1),
+            ]
+        );
+        // Quarterly: Q1 = January–March 45; Q2 (no June yet) incomplete.
+        let q = cumulate(&m, Frequency::Quarterly);
+        assert_eq!(
+            (q[0].period, q[0].value.clone()),
+            (p("2020-Q1"), Some(d("45")))
+        );
+        assert_eq!((q[1].value.clone(), q[1].expected), (None, 6));
+        // Releases as published: a quarter is its last month's release.
+        let ytd = pts(&[
+            ("2020-M02", Some("30")),
+            ("2020-M03", Some("50")),
+            ("2020-M04", Some("9")),
+        ]);
+        let r = cumulative_releases(&ytd, Frequency::Quarterly);
+        assert_eq!(
+            (r[0].value.clone(), r[1].value.clone()),
+            (Some(d("50")), None)
+        );
+    }
+
+    #[test]
+    fn an_ended_target_period_without_its_figure_gives_no_verdict() {
+        // 30 × 10^9 USD in 2020, figures to 2019, assessed in December 2026.
+        let target = TargetFacts {
+            shown: Shown {
+                unit: "USD".into(),
+                multiplier: 9,
+            },
+            as_of_month: 2026 * 12 + 11,
+            ..level("30000000000", "2020", Direction::HigherIsBetter)
+        };
+        let series = data(&[("2015", "10000000000"), ("2019", "12000000000")]);
+        let out = assess(&target, &series);
+        assert_eq!(out.status, ProgressStatus::NotAssessable, "{out:?}");
+        assert!(
+            out.reason.contains("2020 has ended without a figure")
+                && out.reason.contains("2019 (12 × 10^9 USD)"),
+            "{}",
+            out.reason
+        );
+        // The growth figures stay: observed 1.2^(1/4) − 1, required 3^(1/5) − 1.
+        assert!(close(out.observed_cagr.unwrap(), 1.2f64.powf(0.25) - 1.0));
+        assert!(close(out.required_cagr.unwrap(), 3f64.powf(0.2) - 1.0));
+        // In December 2020 the period has not ended: judged by its path (R < 0.60).
+        let during = assess(
+            &TargetFacts {
+                as_of_month: 2020 * 12 + 11,
+                ..target.clone()
+            },
+            &series,
+        );
+        assert_eq!(during.status, ProgressStatus::LimitedProgress);
+        // Once the 2020 figure is known, the verdict: 31 meets 30.
+        let done = assess(
+            &target,
+            &data(&[("2015", "10000000000"), ("2020", "31000000000")]),
+        );
+        assert_eq!(done.status, ProgressStatus::Achieved);
+        assert_eq!(
+            done.reason,
+            "the 2020 value 31 × 10^9 USD meets the target 30 × 10^9 USD"
+        );
+    }
+
+    #[test]
+    fn values_are_shown_in_the_indicator_units() {
+        let usd8 = Shown {
+            unit: "USD".into(),
+            multiplier: 8,
+        };
+        assert_eq!(usd8.show(&d("2280000000")), "22.8 × 10^8 USD");
+        let pct = Shown {
+            unit: "%".into(),
+            multiplier: 0,
+        };
+        assert_eq!(pct.show(&d("5.20")), "5.2 %");
+        assert_eq!(Shown::default().show(&d("1200")), "1200");
     }
 }

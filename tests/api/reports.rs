@@ -726,10 +726,16 @@ async fn target_progress_on_the_chongqing_outsourcing_figures() {
     // required = (25 / 21.5)^(1/4) − 1 = 1.16279070^(1/4) − 1
     //          = exp(0.15082289 / 4) − 1 = exp(0.03770572) − 1 = 0.03842560
     assert_close(p.required_cagr, 0.038_425_603, "required CAGR");
-    // R = 0.02978887 / 0.03842560 = 0.775235: 0.60 ≤ R < 0.95.
+    // R = 0.02978887 / 0.03842560 = 0.775235 (0.60 ≤ R < 0.95: acceleration needed
+    // while 2022 was to come).
     assert_close(p.ratio, 0.775_234_94, "ratio");
-    assert_eq!(p.status, Status::AccelerationNeeded as i32, "{p:?}");
-    assert!(!p.reason.is_empty());
+    // But 2022 is over without a 2022 figure: no verdict until it is published.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
+    assert_eq!(
+        p.reason,
+        "the target period 2022 has ended without a figure for it; the latest is 2020 \
+         (22.8 × 10^8 USD), growing 2.98 % a year against 3.84 % a year required"
+    );
     // attainment = 22.8 / 25 = 0.912
     assert_close(p.attainment, 0.912, "attainment");
     // projected = 22.8 × (1 + observed)^2 = 22.8 × 22.8 / 21.5 = 519.84 / 21.5
@@ -762,29 +768,43 @@ async fn a_revision_changes_the_status_and_as_of_still_shows_the_old_one() {
     let mut app = spawn_app().await;
     let mut c = clients(&app).await;
     chongqing_offshore(&mut app, &mut c).await;
-    assert_eq!(
-        c.progress(OFFSHORE_TARGET, None).await.status,
-        Status::AccelerationNeeded as i32
-    );
+    // The 2022 figure 24.5 is published: below 25, missed.
+    c.write("offshore", &[("2022", "24.5")]).await;
+    let first = c.progress(OFFSHORE_TARGET, None).await;
+    assert_eq!(first.status, Status::Missed as i32, "{first:?}");
+    // attainment = 24.5 / 25 = 0.98
+    assert_close(first.attainment, 0.98, "attainment");
 
-    // 2020 revised from 22.8 to 23.5:
-    // observed = (23.5 / 21.5)^(1/2) − 1 = 1.09302326^(1/2) − 1 = 0.04547753;
-    // R = 0.04547753 / 0.03842560 = 1.183521 ≥ 0.95: on track.
-    let revised = c.write("offshore", &[("2020", "23.5")]).await;
+    // 2022 revised from 24.5 to 25.3: it meets 25, achieved.
+    // observed = (25.3 / 21.5)^(1/4) − 1 = 1.17674419^(1/4) − 1
+    //          = exp(0.16275146 / 4) − 1 = 0.04152696;
+    // R = 0.04152696 / 0.03842560 = 1.080711.
+    let revised = c.write("offshore", &[("2022", "25.3")]).await;
     let now = c.progress(OFFSHORE_TARGET, None).await;
-    assert_eq!(now.status, Status::OnTrack as i32, "{now:?}");
-    assert_eq!(now.latest_value, "23.5");
-    assert_close(now.observed_cagr, 0.045_477_525, "observed CAGR");
-    assert_close(now.ratio, 1.183_521_46, "ratio");
-    // attainment = 23.5 / 25 = 0.94
-    assert_close(now.attainment, 0.94, "attainment");
+    assert_eq!(now.status, Status::Achieved as i32, "{now:?}");
+    assert_eq!(
+        (now.latest_period.as_str(), now.latest_value.as_str()),
+        ("2022", "25.3")
+    );
+    assert_eq!(
+        now.reason,
+        "the 2022 value 25.3 × 10^8 USD meets the target 25 × 10^8 USD"
+    );
+    assert_close(now.observed_cagr, 0.041_526_958, "observed CAGR");
+    assert_close(now.ratio, 1.080_710_65, "ratio");
+    // attainment = 25.3 / 25 = 1.012
+    assert_close(now.attainment, 1.012, "attainment");
 
     // As known just before the revision: the old figure and the old status.
     let before = just_before(&revised[0].known_from);
     let then = c.progress(OFFSHORE_TARGET, before).await;
-    assert_eq!(then.status, Status::AccelerationNeeded as i32, "{then:?}");
-    assert_eq!(then.latest_value, "22.8");
-    assert_close(then.ratio, 0.775_234_94, "ratio");
+    assert_eq!(then.status, Status::Missed as i32, "{then:?}");
+    assert_eq!(then.latest_value, "24.5");
+    assert_eq!(
+        then.reason,
+        "the target period has passed: the 2022 value 24.5 × 10^8 USD does not meet \
+         the target 25 × 10^8 USD"
+    );
     assert_eq!(then.as_of, before);
 }
 
@@ -896,8 +916,10 @@ async fn lower_is_better_growth_rate_and_not_assessable_targets() {
     let p = c.progress("programs/p/targets/falling", None).await;
     // observed = 0.65^(1/3) − 1 = exp(−0.43078292 / 3) − 1 = 0.86623911 − 1 = −0.13376089
     // required = 0.5^(1/5) − 1 = 0.87055056 − 1 = −0.12944944
-    // R = −1 × −0.13376089 / 0.12944944 = 1.033306 ≥ 0.95: on track.
-    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    // R = −1 × −0.13376089 / 0.12944944 = 1.033306 ≥ 0.95: on track while 2020 was to
+    // come; 2020 is over without its figure: no verdict.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
+    assert_close(p.ratio, 1.033_306, "ratio");
     assert_close(p.observed_cagr, -0.133_760_895, "observed CAGR");
     assert_close(p.required_cagr, -0.129_449_437, "required CAGR");
     assert_close(p.ratio, 1.033_306_116, "ratio");
@@ -909,8 +931,9 @@ async fn lower_is_better_growth_rate_and_not_assessable_targets() {
         .await
         .unwrap();
     let p = c.progress("programs/p/targets/rising", None).await;
-    // observed = 1.1^(1/3) − 1 = 0.03228012; R = −0.03228012 / 0.12944944 = −0.249365.
-    assert_eq!(p.status, Status::Deterioration as i32, "{p:?}");
+    // observed = 1.1^(1/3) − 1 = 0.03228012; R = −0.03228012 / 0.12944944 = −0.249365:
+    // deterioration by R, but 2020 is over without its figure: no verdict.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
     assert_close(p.ratio, -0.249_364_665, "ratio");
 
     // A growth-rate target: 10 % a year from 2015 to 2020; 100 → 121 by 2017.
@@ -933,8 +956,9 @@ async fn lower_is_better_growth_rate_and_not_assessable_targets() {
     .await
     .unwrap();
     let p = c.progress("programs/p/targets/growing", None).await;
-    // observed = (121 / 100)^(1/2) − 1 = 1.1 − 1 = 0.1 = required: R = 1, on track.
-    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    // observed = (121 / 100)^(1/2) − 1 = 1.1 − 1 = 0.1 = required: R = 1 (on track by R),
+    // but 2020 is over without its figure: no verdict.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
     assert_close(p.observed_cagr, 0.1, "observed CAGR");
     assert_close(p.required_cagr, 0.1, "required CAGR");
     assert_close(p.ratio, 1.0, "ratio");
@@ -1028,7 +1052,8 @@ async fn an_annual_target_on_monthly_data_uses_complete_years_only() {
     assert_close(p.observed_cagr, 0.1, "observed CAGR");
     assert_close(p.required_cagr, 0.185_631_101, "required CAGR");
     assert_close(p.ratio, 0.538_702_832, "ratio");
-    assert_eq!(p.status, Status::LimitedProgress as i32, "{p:?}");
+    // Limited progress by R, but 2022 is over without its figure: no verdict.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
 }
 
 #[tokio::test]
@@ -1062,8 +1087,10 @@ async fn a_baseline_fixed_by_the_target_is_used_and_shown_in_its_unit() {
     );
     // observed = (20 / 10)^(1/3) − 1 = 2^(1/3) − 1 = 0.25992105
     // required = (30 / 10)^(1/5) − 1 = 3^(1/5) − 1 = 0.24573094
-    // R = 0.25992105 / 0.24573094 = 1.057747: on track.
-    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    // R = 0.25992105 / 0.24573094 = 1.057747: on track by R, but 2020 is over without
+    // its figure: no verdict.
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
+    assert_close(p.ratio, 1.057_747, "ratio");
     assert_close(p.observed_cagr, 0.259_921_050, "observed CAGR");
     assert_close(p.required_cagr, 0.245_730_940, "required CAGR");
     assert_close(p.ratio, 1.057_746_535, "ratio");
@@ -1107,10 +1134,11 @@ async fn a_growth_target_with_a_stated_baseline_reads_it_in_the_indicator_unit()
         (p.baseline_period.as_str(), p.baseline_value.as_str()),
         ("2015", "100")
     );
-    // observed = (121 / 100)^(1/2) − 1 = 0.1 = required: R = 1, on track.
+    // observed = (121 / 100)^(1/2) − 1 = 0.1 = required: R = 1 (on track by R), but 2020
+    // is over without its figure: no verdict.
     assert_close(p.observed_cagr, 0.1, "observed CAGR");
     assert_close(p.ratio, 1.0, "ratio");
-    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    assert_eq!(p.status, Status::NotAssessable as i32, "{p:?}");
 }
 
 #[tokio::test]
@@ -1151,7 +1179,8 @@ async fn list_target_progress_returns_every_target_in_name_order() {
         vec![
             ("programs/cq/targets/a-offshore-2019", Status::Missed as i32),
             ("programs/cq/targets/c-empty", Status::NotAssessable as i32),
-            (OFFSHORE_TARGET, Status::AccelerationNeeded as i32),
+            // 2022 is over without a 2022 figure.
+            (OFFSHORE_TARGET, Status::NotAssessable as i32),
         ]
     );
 
@@ -1527,7 +1556,7 @@ async fn scorecard_shows_the_tree_with_statuses_and_latest_values() {
         statuses,
         vec![(
             "programs/sc/targets/offshore-2022",
-            Status::AccelerationNeeded as i32
+            Status::NotAssessable as i32
         )]
     );
     assert!(outsourcing.indicators.is_empty());
@@ -1624,4 +1653,318 @@ async fn scorecard_of_the_builtin_chongqing_programme() {
     );
     assert!(!headline.reason.is_empty());
     assert_eq!(headline.latest_value, "");
+}
+
+// ---------------------------------------------------------------------------------------
+// Year-to-date releases, the cumulative view and honest targets (issue 12)
+
+fn rates(r: &pb::QuerySeriesResponse) -> Vec<(&str, Option<f64>)> {
+    r.points
+        .iter()
+        .map(|p| (p.period.as_str(), p.rate))
+        .collect()
+}
+
+#[track_caller]
+fn assert_rates(got: &[(&str, Option<f64>)], want: &[(&str, f64)]) {
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((gp, gr), (wp, wr)) in got.iter().zip(want) {
+        assert_eq!(gp, wp);
+        assert_close(*gr, *wr, gp);
+    }
+}
+
+/// MOFCOM-style releases: the first of each year is January–February.
+async fn mofcom_releases(app: &mut TestApp, c: &mut Clients) {
+    create_indicator(app, "ytd", |i| {
+        monthly(i);
+        i.year_to_date = true;
+    })
+    .await;
+    c.write(
+        "ytd",
+        &[
+            ("2020-M02", "30"),
+            ("2020-M03", "50"),
+            ("2020-M06", "100"),
+            ("2020-M09", "160"),
+            ("2020-M12", "220"),
+            ("2021-M02", "36"),
+            ("2021-M03", "60"),
+            ("2021-M06", "115"),
+            ("2021-M09", "176"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn year_to_date_periods_are_complete_from_the_releases_at_their_ends() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    mofcom_releases(&mut app, &mut c).await;
+
+    let q = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..series_request("ytd")
+        })
+        .await;
+    // Q1 = the January–March release; later quarters the difference of the releases at
+    // their ends: 2020 50, 100 − 50 = 50, 160 − 100 = 60, 220 − 160 = 60;
+    // 2021 60, 115 − 60 = 55, 176 − 115 = 61. No January release is needed.
+    assert_eq!(
+        values(&q),
+        vec![
+            ("2020-Q1", "50"),
+            ("2020-Q2", "50"),
+            ("2020-Q3", "60"),
+            ("2020-Q4", "60"),
+            ("2021-Q1", "60"),
+            ("2021-Q2", "55"),
+            ("2021-Q3", "61"),
+        ]
+    );
+    assert!(
+        q.points
+            .iter()
+            .all(|p| !p.partial && p.parts == 3 && p.expected_parts == 3),
+        "{:?}",
+        parts(&q)
+    );
+    // Half years: 2020-S1 = 100, S2 = 220 − 100 = 120; 2021-S1 = 115.
+    let s = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::HalfYearly as i32,
+            ..series_request("ytd")
+        })
+        .await;
+    assert_eq!(
+        values(&s),
+        vec![
+            ("2020-S1", "100"),
+            ("2020-S2", "120"),
+            ("2021-S1", "115"),
+            ("2021-S2", "")
+        ]
+    );
+    // 2021-S2 lacks the December release: partial. Of its months only none is known
+    // alone (each needs the month before): 0 of 6.
+    assert_eq!(parts(&s)[3], ("2021-S2", true, 0, 6));
+    // The year 2020 is the December release, 220; 2021 has none yet: partial, and of
+    // its months only March (60 − 36 = 24) is known alone.
+    let y = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Annual as i32,
+            ..series_request("ytd")
+        })
+        .await;
+    assert_eq!(values(&y), vec![("2020", "220"), ("2021", "")]);
+    assert_eq!(parts(&y)[1], ("2021", true, 1, 12));
+}
+
+#[tokio::test]
+async fn the_cumulative_view_and_its_growth_on_a_year_earlier() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    mofcom_releases(&mut app, &mut c).await;
+    let cumulative = |id: &str, t: pb::Transform| pb::QuerySeriesRequest {
+        start_period: "2021-M01".into(),
+        transform: t as i32,
+        ..series_request(id)
+    };
+
+    // The releases as published.
+    let levels = c.series(cumulative("ytd", pb::Transform::YearToDate)).await;
+    assert_eq!(levels.transform, pb::Transform::YearToDate as i32);
+    assert_eq!(
+        values(&levels),
+        vec![
+            ("2021-M02", "36"),
+            ("2021-M03", "60"),
+            ("2021-M06", "115"),
+            ("2021-M09", "176"),
+        ]
+    );
+    // The headlines: January–February 36 / 30 − 1 = +20 %, January–March 60 / 50 − 1 =
+    // +20 %, January–June 115 / 100 − 1 = +15 %, January–September 176 / 160 − 1 = +10 %.
+    let yoy = c
+        .series(cumulative("ytd", pb::Transform::YearToDatePercentChangeYearAgo))
+        .await;
+    assert_rates(
+        &rates(&yoy),
+        &[
+            ("2021-M02", 20.0),
+            ("2021-M03", 20.0),
+            ("2021-M06", 15.0),
+            ("2021-M09", 10.0),
+        ],
+    );
+    // Quarterly: each quarter's last release (2021-Q3: January–September 176).
+    let q = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            start_period: "2021-Q1".into(),
+            ..cumulative("ytd", pb::Transform::YearToDateChangeYearAgo)
+        })
+        .await;
+    // 60 − 50 = 10, 115 − 100 = 15, 176 − 160 = 16.
+    assert_eq!(
+        values(&q),
+        vec![("2021-Q1", "10"), ("2021-Q2", "15"), ("2021-Q3", "16")]
+    );
+
+    // An indicator stored month by month: summed from January.
+    create_indicator(&mut app, "flow", monthly).await;
+    c.write(
+        "flow",
+        &[
+            ("2020-M01", "10"),
+            ("2020-M02", "15"),
+            ("2020-M03", "20"),
+            ("2021-M01", "11"),
+            ("2021-M02", "19"),
+            ("2021-M03", "24"),
+        ],
+    )
+    .await;
+    let sums = c.series(cumulative("flow", pb::Transform::YearToDate)).await;
+    // 11, 11 + 19 = 30, 30 + 24 = 54.
+    assert_eq!(
+        values(&sums),
+        vec![("2021-M01", "11"), ("2021-M02", "30"), ("2021-M03", "54")]
+    );
+    assert_eq!(parts(&sums)[2], ("2021-M03", false, 3, 3));
+    // On 10, 25, 45 a year earlier: +10 %, +20 %, +20 %.
+    let yoy = c
+        .series(cumulative("flow", pb::Transform::YearToDatePercentChangeYearAgo))
+        .await;
+    assert_rates(
+        &rates(&yoy),
+        &[("2021-M01", 10.0), ("2021-M02", 20.0), ("2021-M03", 20.0)],
+    );
+
+    // What cannot be right is refused.
+    create_indicator(&mut app, "rate", |i| {
+        monthly(i);
+        i.unit = "%".into();
+        i.unit_multiplier = 0;
+        i.aggregation = pb::indicator::Aggregation::Average as i32;
+    })
+    .await;
+    let err = c
+        .reports
+        .query_series(cumulative("rate", pb::Transform::YearToDate))
+        .await
+        .unwrap_err();
+    assert_eq!(assert_invalid(&err, "transform"), "CUMULATIVE_NEEDS_SUM");
+}
+
+#[tokio::test]
+async fn the_scorecard_shows_a_year_to_date_indicator_as_published() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("sc").await;
+    mofcom_releases(&mut app, &mut c).await;
+    create_initiative(&mut app, "trade", |i| {
+        i.indicators = vec!["indicators/ytd".into()];
+    })
+    .await;
+    let card = c
+        .reports
+        .get_program_scorecard(pb::GetProgramScorecardRequest {
+            name: "programs/sc".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let latest = &card.initiatives[0].indicators[0];
+    // The latest release, January–September 2021: 176, on 160 a year earlier: +16,
+    // 16 / 160 = +10 % (not the de-cumulated September).
+    assert!(latest.cumulative);
+    assert_eq!(
+        (latest.period.as_str(), latest.value.as_str()),
+        ("2021-M09", "176")
+    );
+    assert_eq!(latest.change_year_ago, "16");
+    assert_close(latest.percent_change_year_ago, 10.0, "percent change");
+}
+
+#[tokio::test]
+async fn a_breakdown_of_percentages_has_no_total_and_no_shares() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    for (id, category, value) in [("growth-sc", "SC", "5"), ("growth-si", "SI", "3")] {
+        create_indicator(&mut app, id, |i| {
+            i.service_category = category.into();
+            i.unit = "%".into();
+            i.unit_multiplier = 0;
+            i.aggregation = pb::indicator::Aggregation::Average as i32;
+        })
+        .await;
+        c.write(id, &[("2020", value)]).await;
+    }
+    let b = c.breakdown(breakdown_request("2020")).await;
+    // 5 % and 3 % are not 8 %: each group its own value, no total, no shares.
+    assert!(b.non_additive);
+    assert_eq!(
+        groups(&b),
+        vec![
+            ("SC", "5", vec!["indicators/growth-sc"]),
+            ("SI", "3", vec!["indicators/growth-si"]),
+        ]
+    );
+    assert_eq!(b.total, "");
+    assert!(b.groups.iter().all(|g| g.share == 0.0), "{b:?}");
+
+    // Grouped by flow, both fall in one group: no value for it either.
+    let by_flow = c
+        .breakdown(pb::QueryBreakdownRequest {
+            group_by: pb::BreakdownDimension::Flow as i32,
+            ..breakdown_request("2020")
+        })
+        .await;
+    assert_eq!(
+        groups(&by_flow),
+        vec![(
+            "export",
+            "",
+            vec!["indicators/growth-sc", "indicators/growth-si"]
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_target_still_to_come_is_judged_by_its_path() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    create_indicator(&mut app, "future", |_| {}).await;
+    c.write("future", &[("2024", "100"), ("2026", "121")]).await;
+    app.create_target(
+        "p",
+        "t-2040",
+        pb::Target {
+            title: "400 × 10^8 USD in 2040".into(),
+            target_value: "400".into(),
+            unit_multiplier: 8,
+            target_period: "2040".into(),
+            ..level_target("indicators/future")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c.progress("programs/p/targets/t-2040", None).await;
+    // observed = (121 / 100)^(1/2) − 1 = 0.1; required = 4^(1/16) − 1
+    // = exp(1.38629436 / 16) − 1 = exp(0.08664340) − 1 = 0.09050773;
+    // R = 0.1 / 0.09050773 = 1.104877 ≥ 0.95: on track.
+    assert_close(p.observed_cagr, 0.1, "observed CAGR");
+    assert_close(p.required_cagr, 0.090_507_733, "required CAGR");
+    assert_eq!(p.status, Status::OnTrack as i32, "{p:?}");
+    assert_eq!(
+        p.reason,
+        "observed growth 10.00 % a year since 2024 against 9.05 % a year required to reach \
+         the target"
+    );
 }
