@@ -208,6 +208,12 @@ def extra():
     check("tradewatch programs list --server http://127.0.0.1:1", 3, ["cannot connect"])
     check("tradewatch import figures.csv --server 127.0.0.1:1", 3, ["error: "])
     check("tradewatch import all.csv --validate-only", 0, ["validated (nothing written) 3 rows"])
+    check("tradewatch export --indicator cq-offshore-outsourcing-contracted "
+          "--start-period 2019 --end-period 2019", 0, ["cq-offshore-outsourcing-contracted,2019,20.6,A"])
+    check("tradewatch observations list cq-offshore-outsourcing-contracted --start 2019-13", 2,
+          ['--start: "2019-13" is not a period in SDMX syntax'])
+    check("tradewatch observations get cq-offshore-outsourcing-contracted 2017", 1,
+          ["error: NOT_FOUND: indicators/cq-offshore-outsourcing-contracted/observations/2017 not found"])
     check("tradewatch keys create --role viewer --name readme-check", 0, ["tw_", "viewer"])
     check("tradewatch migrate", 0, ["leaving the private PostgreSQL cluster running"])
     check("tradewatch seed", 0, ["created=false"])

@@ -62,7 +62,8 @@ impl ObservationApi {
 // ---------------------------------------------------------------------------------------
 // Conversions
 
-fn status_from_proto(value: i32) -> Result<ObsStatus, Invalid> {
+/// The domain status of a wire value (unspecified means normal).
+pub fn status_from_proto(value: i32) -> Result<ObsStatus, Invalid> {
     use pb::observation::Status as S;
     Ok(match S::try_from(value) {
         Ok(S::Unspecified | S::Normal) => ObsStatus::Normal,

@@ -39,6 +39,9 @@ proto_names! {
     pb::QuerySeriesResponse => "QuerySeriesResponse",
     pb::QueryBreakdownResponse => "QueryBreakdownResponse",
     pb::ProgramScorecard => "ProgramScorecard",
+    pb::Observation => "Observation",
+    pb::ListObservationsResponse => "ListObservationsResponse",
+    pb::ListObservationRevisionsResponse => "ListObservationRevisionsResponse",
 }
 
 fn pool() -> anyhow::Result<&'static DescriptorPool> {
@@ -132,5 +135,8 @@ mod tests {
         check::<pb::QuerySeriesResponse>();
         check::<pb::QueryBreakdownResponse>();
         check::<pb::ProgramScorecard>();
+        check::<pb::Observation>();
+        check::<pb::ListObservationsResponse>();
+        check::<pb::ListObservationRevisionsResponse>();
     }
 }

@@ -2,7 +2,13 @@
 //! - `tradewatch import` and `tradewatch export` (this module);
 //! - `tradewatch programs|initiatives|targets|indicators list|get|create|update|delete`
 //!   ([`resources`]);
+//! - `tradewatch observations get|list|revisions|delete` ([`observations`]);
 //! - `tradewatch report progress|series|breakdown|scorecard` ([`report`]).
+//!
+//! Periods and instants are spelled alike everywhere: `--start` / `--end` for a range
+//! of periods ([`values::PeriodRange`]; `--start-period` / `--end-period` are hidden
+//! aliases) and `--as-of` for an instant, and they are checked before anything is
+//! sent.
 //!
 //! Every call goes through one [`connect`], which adds `authorization: Bearer KEY`
 //! when a key is given. Output is an aligned table ([`table`]) or, with `--json`, the
@@ -11,6 +17,7 @@
 //! reached.
 
 pub mod json;
+pub mod observations;
 pub mod report;
 pub mod resources;
 pub mod table;
@@ -76,6 +83,8 @@ pub enum OperatorCommand {
     Targets(resources::TargetsArgs),
     /// Indicators: list, get, create, update, delete.
     Indicators(resources::IndicatorsArgs),
+    /// Observations of an indicator: get, list, revisions, delete.
+    Observations(observations::ObservationsArgs),
     /// Reports: target progress, series, breakdowns, programme scorecards.
     Report(report::ReportArgs),
 }
@@ -88,6 +97,7 @@ pub async fn run(command: OperatorCommand) -> ExitCode {
         OperatorCommand::Initiatives(a) => resources::initiatives(a).await,
         OperatorCommand::Targets(a) => resources::targets(a).await,
         OperatorCommand::Indicators(a) => resources::indicators(a).await,
+        OperatorCommand::Observations(a) => observations::run(a).await,
         OperatorCommand::Report(a) => report::run(a).await,
     };
     exit(result)
@@ -331,14 +341,12 @@ pub struct ExportArgs {
     /// Only these indicators (ids or `indicators/{id}`); repeatable. Default: all.
     #[arg(long = "indicator")]
     pub indicators: Vec<String>,
-    /// First period (SDMX syntax).
-    #[arg(long)]
-    pub start_period: Option<String>,
-    /// Last period (SDMX syntax).
-    #[arg(long)]
-    pub end_period: Option<String>,
-    /// Export as known at this instant (RFC 3339, e.g. 2021-03-01T00:00:00Z).
-    #[arg(long)]
+    /// Periods, compared within each indicator's frequency by the periods' start.
+    #[command(flatten)]
+    pub range: values::PeriodRange,
+    /// Export as known at this instant (RFC 3339, e.g. 2021-03-01T00:00:00Z); default
+    /// now.
+    #[arg(long, value_name = "INSTANT")]
     pub as_of: Option<String>,
     /// Output file; default standard output.
     #[arg(long, short)]
@@ -680,12 +688,14 @@ pub fn describe_status(status: &tonic::Status) -> String {
 
 /// Streams ExportObservations to a file or standard output.
 pub async fn export(args: ExportArgs) -> Outcome {
-    let channel = connect(&args.server).await?;
-    let mut client = ObservationServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    // Flags are checked before connecting: a usage error needs no server.
     let as_of = match &args.as_of {
         None => None,
         Some(t) => Some(parse_instant("--as-of", t)?),
     };
+    let (start_period, end_period) = args.range.periods()?;
+    let channel = connect(&args.server).await?;
+    let mut client = ObservationServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let request = pb::ExportObservationsRequest {
         indicators: args
             .indicators
@@ -698,8 +708,8 @@ pub async fn export(args: ExportArgs) -> Outcome {
                 }
             })
             .collect(),
-        start_period: args.start_period.clone().unwrap_or_default(),
-        end_period: args.end_period.clone().unwrap_or_default(),
+        start_period,
+        end_period,
         as_of,
         format: match args.format {
             ExportFormat::Csv => pb::export_observations_request::Format::Csv,

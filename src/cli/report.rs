@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use super::json::to_json;
 use super::table::{Table, fields, truncate};
 use super::values::{
-    self, FlowArg, FrequencyArg, GroupByArg, TransformArg, child_name, indicator_name,
+    self, FlowArg, FrequencyArg, GroupByArg, PeriodRange, TransformArg, child_name, indicator_name,
     parse_key_values, program_name,
 };
 use super::{ClientArgs, Failure, Outcome, connect, emit, parse_instant};
@@ -52,12 +52,9 @@ pub enum ReportCommand {
         /// Output frequency, not finer than the indicator's (default: the indicator's).
         #[arg(long, value_enum)]
         frequency: Option<FrequencyArg>,
-        /// First period of the output (default: the first with data).
-        #[arg(long, value_name = "PERIOD")]
-        start: Option<String>,
-        /// Last period of the output, inclusive (default: the last with data).
-        #[arg(long, value_name = "PERIOD")]
-        end: Option<String>,
+        /// Periods of the output (default: from the first to the last with data).
+        #[command(flatten)]
+        range: PeriodRange,
         /// Transform (default: level).
         #[arg(long, value_enum)]
         transform: Option<TransformArg>,
@@ -141,14 +138,14 @@ pub async fn run(args: ReportArgs) -> Outcome {
         ReportCommand::Series {
             indicator,
             frequency,
-            start,
-            end,
+            range,
             transform,
         } => {
+            let (start_period, end_period) = range.periods()?;
             let request = pb::QuerySeriesRequest {
                 indicator: indicator_name(&indicator),
-                start_period: start.unwrap_or_default(),
-                end_period: end.unwrap_or_default(),
+                start_period,
+                end_period,
                 frequency: frequency.map_or(0, |f| pb::Frequency::from(f) as i32),
                 transform: transform.map_or(0, |t| pb::Transform::from(t) as i32),
                 as_of,
@@ -174,7 +171,7 @@ pub async fn run(args: ReportArgs) -> Outcome {
             dimensions,
         } => {
             let request = pb::QueryBreakdownRequest {
-                period,
+                period: values::period("--period", &period)?,
                 region: region.unwrap_or_default(),
                 flow: flow.map_or(0, |f| pb::indicator::Flow::from(f) as i32),
                 service_categories: service_categories

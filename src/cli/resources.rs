@@ -144,7 +144,7 @@ fn list_flag(values: &[String]) -> Vec<String> {
 
 /// Pages through a list RPC: `fetch(page_size, page_token)` returns a page and the
 /// next token.
-async fn page_all<T, F, Fut>(limit: Option<u32>, mut fetch: F) -> Result<Vec<T>, Failure>
+pub(super) async fn page_all<T, F, Fut>(limit: Option<u32>, mut fetch: F) -> Result<Vec<T>, Failure>
 where
     F: FnMut(i32, String) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
@@ -173,7 +173,11 @@ where
 }
 
 /// Prints `message` as JSON or as the text `text` makes of it.
-fn show<M: ProtoName>(json: bool, message: &M, text: impl FnOnce(&M) -> String) -> Outcome {
+pub(super) fn show<M: ProtoName>(
+    json: bool,
+    message: &M,
+    text: impl FnOnce(&M) -> String,
+) -> Outcome {
     if json {
         emit(&to_json(message)?)
     } else {
@@ -181,7 +185,7 @@ fn show<M: ProtoName>(json: bool, message: &M, text: impl FnOnce(&M) -> String) 
     }
 }
 
-fn deleted(json: bool, name: &str) -> Outcome {
+pub(super) fn deleted(json: bool, name: &str) -> Outcome {
     emit(&if json {
         "{}\n".to_owned()
     } else {

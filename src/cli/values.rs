@@ -1,10 +1,47 @@
 //! Flag values of the client commands (enums, names, `key=value` pairs) and the
 //! readable forms of what the server returns.
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 
 use super::Failure;
+use crate::domain::period::Period;
 use crate::proto::v1 as pb;
+
+/// `--start` / `--end`: a range of periods, the one spelling of every command that
+/// takes one (`report series`, `export`, `observations list`). `--start-period` and
+/// `--end-period`, as the RPCs name the fields, are accepted too (hidden aliases).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PeriodRange {
+    /// First period to include, SDMX syntax (`2020`, `2020-Q3`, `2020-M07`); default:
+    /// no lower bound.
+    #[arg(long, value_name = "PERIOD", alias = "start-period")]
+    pub start: Option<String>,
+    /// Last period to include (inclusive), SDMX syntax; default: no upper bound.
+    #[arg(long, value_name = "PERIOD", alias = "end-period")]
+    pub end: Option<String>,
+}
+
+impl PeriodRange {
+    /// The `start_period` and `end_period` of a request (empty when not given), each
+    /// checked before anything is sent: a malformed one is a usage error naming its
+    /// flag.
+    pub fn periods(&self) -> Result<(String, String), Failure> {
+        let check = |flag: &str, p: &Option<String>| match p {
+            None => Ok(String::new()),
+            Some(p) => period(format_args!("--{flag}"), p),
+        };
+        Ok((check("start", &self.start)?, check("end", &self.end)?))
+    }
+}
+
+/// A period given as `what` (a flag or an argument), checked and in its canonical
+/// form (`2020-07` becomes `2020-M07`); a malformed one is a usage error naming
+/// `what`.
+pub fn period(what: impl std::fmt::Display, text: &str) -> Result<String, Failure> {
+    Period::parse(text)
+        .map(|p| p.to_string())
+        .map_err(|e| Failure::Usage(format!("{what}: {}", e.message)))
+}
 
 /// `--frequency`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -245,6 +282,38 @@ pub fn indicator_name(id: &str) -> String {
     }
 }
 
+/// The full name `indicators/{id}/observations/{period}` of an observation given as
+/// INDICATOR PERIOD (the indicator by id or name), or as that full name alone.
+pub fn observation_name(indicator: &str, period_arg: Option<&str>) -> Result<String, Failure> {
+    let (indicator, period_text) = match (indicator.split_once("/observations/"), period_arg) {
+        (Some((ind, p)), None) => (ind, p),
+        (Some(_), Some(_)) => {
+            return Err(Failure::Usage(format!(
+                "{indicator:?} is a full observation name already: give INDICATOR PERIOD, or \
+                 the full name alone"
+            )));
+        }
+        (None, Some(p)) => (indicator, p),
+        (None, None) => {
+            let id = indicator.strip_prefix("indicators/").unwrap_or(indicator);
+            return Err(Failure::Usage(format!(
+                "give the PERIOD after {indicator:?}, or a full name like \
+                 indicators/{id}/observations/PERIOD"
+            )));
+        }
+    };
+    if indicator.is_empty() || indicator == "indicators" || indicator.ends_with('/') {
+        return Err(Failure::Usage(format!(
+            "{indicator:?} is neither an indicator id nor a name like indicators/ID"
+        )));
+    }
+    let period = period("PERIOD", period_text)?;
+    Ok(format!(
+        "{}/observations/{period}",
+        indicator_name(indicator)
+    ))
+}
+
 /// The parent and id of a programme's child (`initiatives` or `targets`), given as a
 /// full name `programs/{p}/{collection}/{id}` or as a bare id with `--program`.
 pub fn split_child(
@@ -357,6 +426,17 @@ pub fn group_by(v: i32) -> String {
     readable(e.map(|e| e.as_str_name()), "BREAKDOWN_DIMENSION_", v)
 }
 
+/// An observation status, readable, with its SDMX code: `provisional (P)`; empty when
+/// unset (a deletion).
+pub fn obs_status(v: i32) -> String {
+    let e = pb::observation::Status::try_from(v).ok();
+    let word = readable(e.map(|e| e.as_str_name()), "STATUS_", v);
+    match crate::api::observation_service::status_from_proto(v) {
+        Ok(s) if !word.is_empty() => format!("{word} ({})", s.code()),
+        _ => word,
+    }
+}
+
 /// A progress status, in words: `acceleration needed`.
 pub fn status(v: i32) -> String {
     let e = pb::target_progress::Status::try_from(v).ok();
@@ -425,6 +505,21 @@ mod tests {
         assert!(child_name("programs/cq/initiatives/t", None, "targets").is_err());
         assert!(child_name("programs/cq/targets/t", Some("other"), "targets").is_err());
         assert_eq!(parent_of("programs/cq/targets/t"), "programs/cq");
+        assert_eq!(
+            observation_name("x", Some("2020-07")).unwrap(),
+            "indicators/x/observations/2020-M07"
+        );
+        assert_eq!(
+            observation_name("indicators/x", Some("2020-Q3")).unwrap(),
+            "indicators/x/observations/2020-Q3"
+        );
+        assert_eq!(
+            observation_name("indicators/x/observations/2020", None).unwrap(),
+            "indicators/x/observations/2020"
+        );
+        assert!(observation_name("x", None).is_err());
+        assert!(observation_name("x", Some("2020-13")).is_err());
+        assert!(observation_name("indicators/x/observations/2020", Some("2020")).is_err());
     }
 
     #[test]
@@ -442,6 +537,15 @@ mod tests {
         assert_eq!(percent(Some(0.029_788_87)), "2.98 %");
         assert_eq!(percent(None), "");
         assert_eq!(at("22.8", "2020"), "22.8 (2020)");
+        assert_eq!(
+            obs_status(pb::observation::Status::Provisional as i32),
+            "provisional (P)"
+        );
+        assert_eq!(
+            obs_status(pb::observation::Status::MissingNotCollected as i32),
+            "missing-not-collected (L)"
+        );
+        assert_eq!(obs_status(0), "");
     }
 
     #[test]

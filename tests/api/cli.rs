@@ -1,6 +1,7 @@
 //! The operator CLI (`tradewatch programs|initiatives|targets|indicators …`,
-//! `tradewatch report …`): the real binary against the real server, its printed
-//! output checked against values worked out by hand.
+//! `tradewatch observations …`, `tradewatch report …`, `import`, `export`): the real
+//! binary against the real server, its printed output checked against values worked out
+//! by hand.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -1301,4 +1302,582 @@ async fn imports_show_a_progress_bar_on_a_terminal_and_plain_lines_otherwise() {
         r.stderr
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// Observations (issue 12): `tradewatch observations get|list|revisions|delete`, and one
+// spelling of period and instant flags across the CLI.
+
+/// Imports `rows` (lines after the header `indicator,period,value,status,comment,source`)
+/// with `tradewatch import`, as a statistician loads figures, and checks the counts.
+async fn import_rows(app: &TestApp, rows: &str, counts: &str) {
+    let dir = std::env::temp_dir().join(format!("tw-cli-obs-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("figures.csv");
+    std::fs::write(
+        &csv,
+        format!("indicator,period,value,status,comment,source\n{rows}"),
+    )
+    .unwrap();
+    let r = run(app, &["import", csv.to_str().unwrap()]).await;
+    r.ok();
+    assert!(r.stderr.contains(counts), "{}", r.stderr);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Indicator `offshore` (annual) with 2018 21.5, 2019 20.6 and 2020 22.8 (provisional,
+/// with a comment and a source), imported through the CLI.
+async fn offshore_figures(app: &mut TestApp) {
+    app.create_indicator("offshore").await;
+    import_rows(
+        app,
+        "offshore,2018,21.5,A,,\n\
+         offshore,2019,20.6,A,,\n\
+         offshore,2020,22.8,P,first estimate,Chongqing statistical bulletin 2020\n",
+        "imported 3 rows: 3 inserted, 0 revised, 0 unchanged",
+    )
+    .await;
+}
+
+/// An RFC 3339 instant as printed.
+fn instant(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// Revises 2020 from 22.8 (provisional) to 23.1 (normal, from the yearbook).
+async fn revise_2020(app: &TestApp) {
+    import_rows(
+        app,
+        "offshore,2020,23.1,A,,Chongqing statistical yearbook 2021\n",
+        "imported 1 rows: 0 inserted, 1 revised, 0 unchanged",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn observations_get_shows_one_figure_named_by_indicator_and_period_or_full_name() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+
+    let got = fields(
+        run(&app, &["observations", "get", "offshore", "2020"])
+            .await
+            .ok(),
+    );
+    assert_eq!(got["name"], "indicators/offshore/observations/2020");
+    assert_eq!(got["value"], "22.8");
+    assert_eq!(got["status"], "provisional (P)");
+    assert_eq!(got["comment"], "first estimate");
+    assert_eq!(got["source"], "Chongqing statistical bulletin 2020");
+    assert!(got["known_from"].ends_with('Z'), "{got:?}");
+    assert!(
+        !got.contains_key("known_until"),
+        "the published one: {got:?}"
+    );
+    // The indicator by name, or the observation by its full name: the same answer.
+    for args in [
+        &["observations", "get", "indicators/offshore", "2020"][..],
+        &[
+            "observations",
+            "get",
+            "indicators/offshore/observations/2020",
+        ][..],
+    ] {
+        assert_eq!(fields(run(&app, args).await.ok()), got, "{args:?}");
+    }
+    let j = json(
+        run(&app, &["observations", "get", "offshore", "2019", "--json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(j["name"], "indicators/offshore/observations/2019");
+    assert_eq!(j["value"], "20.6");
+    assert_eq!(j["status"], "STATUS_NORMAL");
+    assert_eq!(j["comment"], "", "defaults are printed");
+    assert_eq!(j["deleted"], false);
+
+    // A period without a figure: NOT_FOUND, exit 1.
+    let r = run(&app, &["observations", "get", "offshore", "2017"]).await;
+    assert_eq!(
+        r.fails(1),
+        "error: NOT_FOUND: indicators/offshore/observations/2017 not found\n"
+    );
+    assert_eq!(r.stdout, "");
+}
+
+#[tokio::test]
+async fn observations_list_takes_start_end_and_as_of_and_shows_the_older_value() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+    let first = fields(
+        run(&app, &["observations", "get", "offshore", "2020"])
+            .await
+            .ok(),
+    );
+    let t1 = first["known_from"].clone();
+    revise_2020(&app).await;
+
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        let mut lines = text.lines();
+        assert_eq!(
+            cells(lines.next().unwrap()),
+            [
+                "PERIOD",
+                "VALUE",
+                "STATUS",
+                "KNOWN FROM",
+                "SOURCE",
+                "COMMENT"
+            ]
+        );
+        lines
+            .map(|l| cells(l).into_iter().map(str::to_owned).collect())
+            .collect()
+    };
+    // Now: every period in order, 2020 as revised.
+    let now = rows(run(&app, &["observations", "list", "offshore"]).await.ok());
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now[0][..3], ["2018", "21.5", "normal (A)"]);
+    assert_eq!(now[1][..3], ["2019", "20.6", "normal (A)"]);
+    assert_eq!(
+        [&now[2][..3], &now[2][4..]].concat(),
+        [
+            "2020",
+            "23.1",
+            "normal (A)",
+            "Chongqing statistical yearbook 2021"
+        ]
+    );
+    assert_ne!(now[2][3], t1, "the revision is a newer version");
+
+    // --start and --end, both inclusive.
+    let range = rows(
+        run(
+            &app,
+            &[
+                "observations",
+                "list",
+                "indicators/offshore",
+                "--start",
+                "2019",
+                "--end",
+                "2020",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(
+        range.iter().map(|r| (&*r[0], &*r[1])).collect::<Vec<_>>(),
+        [("2019", "20.6"), ("2020", "23.1")]
+    );
+    let one = rows(
+        run(&app, &["observations", "list", "offshore", "--end", "2018"])
+            .await
+            .ok(),
+    );
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0][..2], ["2018", "21.5"]);
+
+    // --as-of the instant 22.8 was published: the older value, with its status,
+    // comment and source.
+    let then = rows(
+        run(&app, &["observations", "list", "offshore", "--as-of", &t1])
+            .await
+            .ok(),
+    );
+    assert_eq!(then.len(), 3, "{then:?}");
+    assert_eq!(
+        then[2],
+        [
+            "2020",
+            "22.8",
+            "provisional (P)",
+            t1.as_str(),
+            "Chongqing statistical bulletin 2020",
+            "first estimate"
+        ]
+    );
+    // get --as-of agrees, and says until when it was the published figure.
+    let got = fields(
+        run(
+            &app,
+            &["observations", "get", "offshore", "2020", "--as-of", &t1],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(got["value"], "22.8");
+    assert_eq!(got["known_from"], t1);
+    assert!(instant(&got["known_until"]) > instant(&t1), "{got:?}");
+    // Before anything was published: an empty list.
+    let none = run(
+        &app,
+        &[
+            "observations",
+            "list",
+            "offshore",
+            "--as-of",
+            "2000-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(
+        none.ok(),
+        "PERIOD  VALUE  STATUS  KNOWN FROM  SOURCE  COMMENT\n"
+    );
+
+    // JSON: the whole listing, with the read_time of the answer (the as_of when given).
+    let j = json(
+        run(
+            &app,
+            &[
+                "observations",
+                "list",
+                "offshore",
+                "--start",
+                "2020",
+                "--as-of",
+                &t1,
+                "--json",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(j["observations"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j["observations"][0]["value"], "22.8");
+    assert_eq!(j["observations"][0]["status"], "STATUS_PROVISIONAL");
+    assert_eq!(j["readTime"], t1.as_str());
+    assert_eq!(j["nextPageToken"], "");
+
+    // --limit: the first periods only.
+    let two = rows(
+        run(&app, &["observations", "list", "offshore", "--limit", "2"])
+            .await
+            .ok(),
+    );
+    assert_eq!(
+        two.iter().map(|r| (&*r[0], &*r[1])).collect::<Vec<_>>(),
+        [("2018", "21.5"), ("2019", "20.6")]
+    );
+}
+
+#[tokio::test]
+async fn observations_revisions_show_every_version_oldest_first() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+    revise_2020(&app).await;
+
+    let text = run(&app, &["observations", "revisions", "offshore", "2020"]).await;
+    let lines: Vec<&str> = text.ok().lines().collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "KNOWN FROM",
+            "KNOWN UNTIL",
+            "CHANGE",
+            "VALUE",
+            "STATUS",
+            "SOURCE",
+            "COMMENT"
+        ]
+    );
+    let first = cells(lines[1]);
+    let second = cells(lines[2]);
+    assert_eq!(
+        first[2..],
+        [
+            "created",
+            "22.8",
+            "provisional (P)",
+            "Chongqing statistical bulletin 2020",
+            "first estimate"
+        ]
+    );
+    assert_eq!(
+        second[1..],
+        [
+            "revised",
+            "23.1",
+            "normal (A)",
+            "Chongqing statistical yearbook 2021"
+        ]
+    );
+    // The first was published until the second replaced it; the second still is.
+    assert_eq!(first[1], second[0], "{lines:?}");
+    assert!(instant(first[0]) < instant(first[1]), "{lines:?}");
+
+    // By full name, as JSON: both versions, in order.
+    let j = json(
+        run(
+            &app,
+            &[
+                "observations",
+                "revisions",
+                "indicators/offshore/observations/2020",
+                "--json",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    let versions = j["revisions"].as_array().unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v["value"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["22.8", "23.1"]
+    );
+    assert_eq!(versions[0]["knownUntil"], versions[1]["knownFrom"]);
+    assert!(versions[1].get("knownUntil").is_none(), "{j}");
+
+    // An observation that never existed has no history.
+    let r = run(&app, &["observations", "revisions", "offshore", "2010"]).await;
+    assert_eq!(
+        r.fails(1),
+        "error: NOT_FOUND: indicators/offshore/observations/2010 not found\n"
+    );
+}
+
+#[tokio::test]
+async fn observations_delete_then_get_is_not_found_and_the_history_stays() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+    let before = fields(
+        run(&app, &["observations", "get", "offshore", "2020"])
+            .await
+            .ok(),
+    );
+
+    let r = run(&app, &["observations", "delete", "offshore", "2020"]).await;
+    assert_eq!(r.ok(), "deleted indicators/offshore/observations/2020\n");
+
+    let r = run(&app, &["observations", "get", "offshore", "2020"]).await;
+    assert_eq!(
+        r.fails(1),
+        "error: NOT_FOUND: indicators/offshore/observations/2020 not found\n"
+    );
+    assert_eq!(r.stdout, "");
+    // Gone from the list, and the server agrees.
+    let list = run(&app, &["observations", "list", "offshore"]).await;
+    let periods: Vec<&str> = list.ok().lines().skip(1).map(|l| cells(l)[0]).collect();
+    assert_eq!(periods, ["2018", "2019"]);
+    let err = app
+        .observations
+        .get_observation(pb::GetObservationRequest {
+            name: "indicators/offshore/observations/2020".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // The history stays: the deletion is the last version, and 22.8 is readable as of
+    // before it.
+    let text = run(&app, &["observations", "revisions", "offshore", "2020"]).await;
+    let lines: Vec<Vec<&str>> = text.ok().lines().skip(1).map(cells).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0][2..4], ["created", "22.8"]);
+    assert_eq!(lines[1][1..], ["deleted"], "{lines:?}");
+    let then = fields(
+        run(
+            &app,
+            &[
+                "observations",
+                "get",
+                "offshore",
+                "2020",
+                "--as-of",
+                &before["known_from"],
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(then["value"], "22.8");
+
+    // Deleting it again: nothing of that name.
+    let r = run(&app, &["observations", "delete", "offshore", "2020"]).await;
+    assert_eq!(
+        r.fails(1),
+        "error: NOT_FOUND: indicators/offshore/observations/2020 not found\n"
+    );
+    // By full name, with --json: `{}` as the other deletes.
+    let r = run(
+        &app,
+        &[
+            "observations",
+            "delete",
+            "indicators/offshore/observations/2019",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(json(r.ok()), serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn malformed_periods_and_instants_name_the_flag_and_exit_2() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+
+    let sdmx = "is not a period in SDMX syntax: use 2020, 2020-S1, 2020-Q3 or 2020-M07";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["observations", "get", "offshore", "2020-13"],
+            "PERIOD: \"2020-13\" is not a period in SDMX syntax",
+        ),
+        (
+            &["observations", "delete", "offshore", "20"],
+            "PERIOD: \"20\" ",
+        ),
+        (
+            &[
+                "observations",
+                "revisions",
+                "indicators/offshore/observations/2020-Q5",
+            ],
+            "PERIOD: \"2020-Q5\" ",
+        ),
+        (
+            &["observations", "list", "offshore", "--start", "2020 Q1"],
+            "--start: \"2020 Q1\" ",
+        ),
+        (
+            &["observations", "list", "offshore", "--end", "last year"],
+            "--end: \"last year\" ",
+        ),
+        (
+            &["observations", "list", "offshore", "--as-of", "yesterday"],
+            "--as-of \"yesterday\" is not an RFC 3339 instant",
+        ),
+        (
+            &["observations", "get", "offshore", "2020", "--as-of", "2020"],
+            "--as-of \"2020\" is not an RFC 3339 instant",
+        ),
+        (
+            &["observations", "get", "offshore"],
+            "give the PERIOD after \"offshore\", or a full name like \
+             indicators/offshore/observations/PERIOD",
+        ),
+        (
+            &["observations", "list", "offshore", "--limit", "0"],
+            "--limit",
+        ),
+        (&["export", "--start", "2020-M00"], "--start: \"2020-M00\" "),
+        (&["export", "--end-period", "soon"], "--end: \"soon\" "),
+        (
+            &[
+                "report",
+                "series",
+                "--indicator",
+                "offshore",
+                "--end",
+                "2O20",
+            ],
+            "--end: \"2O20\" ",
+        ),
+        (
+            &[
+                "report",
+                "breakdown",
+                "--period",
+                "2020-S3",
+                "--group-by",
+                "flow",
+            ],
+            "--period: \"2020-S3\" ",
+        ),
+    ];
+    for (args, named) in cases {
+        let r = run(&app, args).await;
+        let err = r.fails(2);
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if named.contains("PERIOD:") || named.contains("--start:") || named.contains("--end:") {
+            assert!(err.contains(sdmx), "{args:?}: {err}");
+        }
+        assert_eq!(r.stdout, "", "{args:?}");
+    }
+
+    // A well-formed period of another frequency is the server's to refuse: exit 1,
+    // the request field named.
+    let r = run(
+        &app,
+        &["observations", "list", "offshore", "--start", "2020-Q1"],
+    )
+    .await;
+    let err = r.fails(1);
+    assert!(
+        err.starts_with("error: INVALID_ARGUMENT: invalid request\n  start_period: "),
+        "{err}"
+    );
+    assert!(err.contains("not annual"), "{err}");
+}
+
+#[tokio::test]
+async fn export_takes_start_and_end_and_still_the_old_spelling() {
+    let mut app = spawn_app().await;
+    offshore_figures(&mut app).await;
+
+    let expected = "indicator,period,value,status,comment,source\noffshore,2019,20.6,A,,\n";
+    for args in [
+        &[
+            "export",
+            "--indicator",
+            "offshore",
+            "--start",
+            "2019",
+            "--end",
+            "2019",
+        ][..],
+        &[
+            "export",
+            "--indicator",
+            "offshore",
+            "--start-period",
+            "2019",
+            "--end-period",
+            "2019",
+        ][..],
+    ] {
+        let r = run(&app, args).await;
+        let out = r.ok();
+        assert_eq!(out, expected, "{args:?}");
+    }
+
+    // The help of every command with periods shows one spelling; the old one is hidden.
+    for args in [
+        &["export", "--help"][..],
+        &["report", "series", "--help"][..],
+        &["observations", "list", "--help"][..],
+    ] {
+        let r = output(bare(args)).await;
+        let help = r.ok();
+        assert!(help.contains("--start <PERIOD>"), "{args:?}: {help}");
+        assert!(help.contains("--end <PERIOD>"), "{args:?}: {help}");
+        assert!(!help.contains("--start-period"), "{args:?}: {help}");
+        assert!(!help.contains("--end-period"), "{args:?}: {help}");
+    }
+    for args in [
+        &["export", "--help"][..],
+        &["report", "--help"][..],
+        &["observations", "get", "--help"][..],
+        &["observations", "list", "--help"][..],
+    ] {
+        let r = output(bare(args)).await;
+        assert!(
+            r.ok().contains("--as-of <INSTANT>"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    let r = output(bare(&["observations", "--help"])).await;
+    for verb in ["get", "list", "revisions", "delete"] {
+        assert!(r.ok().contains(verb), "{}", r.stdout);
+    }
 }
