@@ -291,6 +291,7 @@ fn is_rate(transform: i32) -> bool {
         pb::Transform::PercentChange as i32,
         pb::Transform::PercentChangeYearAgo as i32,
         pb::Transform::CompoundAnnualGrowth as i32,
+        pb::Transform::YearToDatePercentChangeYearAgo as i32,
     ]
     .contains(&transform)
 }

@@ -203,6 +203,13 @@ pub enum TransformArg {
     /// Compound annual growth rate in percent from the first period.
     #[value(alias = "cagr")]
     CompoundAnnualGrowth,
+    /// Cumulative from January to each period's end, as year-to-date releases read.
+    #[value(alias = "ytd")]
+    YearToDate,
+    /// The cumulative value's difference from the same months a year earlier.
+    YearToDateChangeYearAgo,
+    /// The cumulative value's percent change on the same months a year earlier.
+    YearToDatePercentChangeYearAgo,
 }
 
 impl From<TransformArg> for pb::Transform {
@@ -214,6 +221,11 @@ impl From<TransformArg> for pb::Transform {
             TransformArg::PercentChange => pb::Transform::PercentChange,
             TransformArg::PercentChangeYearAgo => pb::Transform::PercentChangeYearAgo,
             TransformArg::CompoundAnnualGrowth => pb::Transform::CompoundAnnualGrowth,
+            TransformArg::YearToDate => pb::Transform::YearToDate,
+            TransformArg::YearToDateChangeYearAgo => pb::Transform::YearToDateChangeYearAgo,
+            TransformArg::YearToDatePercentChangeYearAgo => {
+                pb::Transform::YearToDatePercentChangeYearAgo
+            }
         }
     }
 }

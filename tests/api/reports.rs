@@ -1789,7 +1789,10 @@ async fn the_cumulative_view_and_its_growth_on_a_year_earlier() {
     // The headlines: January–February 36 / 30 − 1 = +20 %, January–March 60 / 50 − 1 =
     // +20 %, January–June 115 / 100 − 1 = +15 %, January–September 176 / 160 − 1 = +10 %.
     let yoy = c
-        .series(cumulative("ytd", pb::Transform::YearToDatePercentChangeYearAgo))
+        .series(cumulative(
+            "ytd",
+            pb::Transform::YearToDatePercentChangeYearAgo,
+        ))
         .await;
     assert_rates(
         &rates(&yoy),
@@ -1828,7 +1831,9 @@ async fn the_cumulative_view_and_its_growth_on_a_year_earlier() {
         ],
     )
     .await;
-    let sums = c.series(cumulative("flow", pb::Transform::YearToDate)).await;
+    let sums = c
+        .series(cumulative("flow", pb::Transform::YearToDate))
+        .await;
     // 11, 11 + 19 = 30, 30 + 24 = 54.
     assert_eq!(
         values(&sums),
@@ -1837,7 +1842,10 @@ async fn the_cumulative_view_and_its_growth_on_a_year_earlier() {
     assert_eq!(parts(&sums)[2], ("2021-M03", false, 3, 3));
     // On 10, 25, 45 a year earlier: +10 %, +20 %, +20 %.
     let yoy = c
-        .series(cumulative("flow", pb::Transform::YearToDatePercentChangeYearAgo))
+        .series(cumulative(
+            "flow",
+            pb::Transform::YearToDatePercentChangeYearAgo,
+        ))
         .await;
     assert_rates(
         &rates(&yoy),

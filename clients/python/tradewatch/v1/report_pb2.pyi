@@ -74,7 +74,7 @@ class TargetProgress(_message.Message):
     def __init__(self, target: _Optional[str] = ..., title: _Optional[str] = ..., indicator: _Optional[str] = ..., status: _Optional[_Union[TargetProgress.Status, str]] = ..., reason: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., baseline_period: _Optional[str] = ..., baseline_value: _Optional[str] = ..., latest_period: _Optional[str] = ..., latest_value: _Optional[str] = ..., target_period: _Optional[str] = ..., target_value: _Optional[str] = ..., attainment: _Optional[float] = ..., observed_cagr: _Optional[float] = ..., required_cagr: _Optional[float] = ..., ratio: _Optional[float] = ..., projected_value: _Optional[str] = ..., still_required_cagr: _Optional[float] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IndicatorLatest(_message.Message):
-    __slots__ = ("indicator", "title", "unit", "unit_multiplier", "period", "value", "change_year_ago", "percent_change_year_ago")
+    __slots__ = ("indicator", "title", "unit", "unit_multiplier", "period", "value", "change_year_ago", "percent_change_year_ago", "cumulative")
     INDICATOR_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class IndicatorLatest(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_YEAR_AGO_FIELD_NUMBER: _ClassVar[int]
     PERCENT_CHANGE_YEAR_AGO_FIELD_NUMBER: _ClassVar[int]
+    CUMULATIVE_FIELD_NUMBER: _ClassVar[int]
     indicator: str
     title: str
     unit: str
@@ -91,7 +92,8 @@ class IndicatorLatest(_message.Message):
     value: str
     change_year_ago: str
     percent_change_year_ago: float
-    def __init__(self, indicator: _Optional[str] = ..., title: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., period: _Optional[str] = ..., value: _Optional[str] = ..., change_year_ago: _Optional[str] = ..., percent_change_year_ago: _Optional[float] = ...) -> None: ...
+    cumulative: bool
+    def __init__(self, indicator: _Optional[str] = ..., title: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., period: _Optional[str] = ..., value: _Optional[str] = ..., change_year_ago: _Optional[str] = ..., percent_change_year_ago: _Optional[float] = ..., cumulative: _Optional[bool] = ...) -> None: ...
 
 class InitiativeCard(_message.Message):
     __slots__ = ("initiative", "children", "targets", "indicators")

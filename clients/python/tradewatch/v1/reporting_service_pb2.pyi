@@ -23,6 +23,9 @@ class Transform(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFORM_PERCENT_CHANGE: _ClassVar[Transform]
     TRANSFORM_PERCENT_CHANGE_YEAR_AGO: _ClassVar[Transform]
     TRANSFORM_COMPOUND_ANNUAL_GROWTH: _ClassVar[Transform]
+    TRANSFORM_YEAR_TO_DATE: _ClassVar[Transform]
+    TRANSFORM_YEAR_TO_DATE_CHANGE_YEAR_AGO: _ClassVar[Transform]
+    TRANSFORM_YEAR_TO_DATE_PERCENT_CHANGE_YEAR_AGO: _ClassVar[Transform]
 
 class BreakdownDimension(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -38,6 +41,9 @@ TRANSFORM_CHANGE_YEAR_AGO: Transform
 TRANSFORM_PERCENT_CHANGE: Transform
 TRANSFORM_PERCENT_CHANGE_YEAR_AGO: Transform
 TRANSFORM_COMPOUND_ANNUAL_GROWTH: Transform
+TRANSFORM_YEAR_TO_DATE: Transform
+TRANSFORM_YEAR_TO_DATE_CHANGE_YEAR_AGO: Transform
+TRANSFORM_YEAR_TO_DATE_PERCENT_CHANGE_YEAR_AGO: Transform
 BREAKDOWN_DIMENSION_UNSPECIFIED: BreakdownDimension
 BREAKDOWN_DIMENSION_SERVICE_CATEGORY: BreakdownDimension
 BREAKDOWN_DIMENSION_FLOW: BreakdownDimension
@@ -134,7 +140,7 @@ class BreakdownGroup(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., share: _Optional[float] = ..., indicators: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueryBreakdownResponse(_message.Message):
-    __slots__ = ("period", "unit", "unit_multiplier", "groups", "total", "missing", "as_of")
+    __slots__ = ("period", "unit", "unit_multiplier", "groups", "total", "missing", "as_of", "non_additive")
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     UNIT_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +148,7 @@ class QueryBreakdownResponse(_message.Message):
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     MISSING_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    NON_ADDITIVE_FIELD_NUMBER: _ClassVar[int]
     period: str
     unit: str
     unit_multiplier: int
@@ -149,7 +156,8 @@ class QueryBreakdownResponse(_message.Message):
     total: str
     missing: _containers.RepeatedScalarFieldContainer[str]
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, period: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[BreakdownGroup, _Mapping]]] = ..., total: _Optional[str] = ..., missing: _Optional[_Iterable[str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    non_additive: bool
+    def __init__(self, period: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[BreakdownGroup, _Mapping]]] = ..., total: _Optional[str] = ..., missing: _Optional[_Iterable[str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., non_additive: _Optional[bool] = ...) -> None: ...
 
 class GetTargetProgressRequest(_message.Message):
     __slots__ = ("name", "as_of")
