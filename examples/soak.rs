@@ -669,7 +669,7 @@ impl Worker {
                     end_period: end.into(),
                     frequency: frequency as i32,
                     transform: transform as i32,
-                    as_of: None,
+                    ..Default::default()
                 });
                 self.stats
                     .call("QuerySeries", self.c.reports.query_series(r))
@@ -681,7 +681,10 @@ impl Worker {
                 } else {
                     target_name(self.rng.random_range(1..=TARGETS))
                 };
-                let r = self.req(pb::GetTargetProgressRequest { name, as_of: None });
+                let r = self.req(pb::GetTargetProgressRequest {
+                    name,
+                    ..Default::default()
+                });
                 self.stats
                     .call("GetTargetProgress", self.c.reports.get_target_progress(r))
                     .await;

@@ -15,7 +15,8 @@ use crate::domain::indicator::{Aggregation, Flow};
 use crate::domain::names::{IndicatorName, ProgramName, TargetName};
 use crate::domain::program::TargetKind;
 use crate::domain::reporting::{
-    self, Point, ProgressStatus, Rolled, TargetFacts, Transform, Transformed, scale,
+    self, Conversion, Point, Progress, ProgressStatus, RateUsed, Rolled, TargetFacts, Transform,
+    Transformed, scale,
 };
 use crate::domain::{Frequency, Invalid, Period, Violations, codes};
 use crate::error::Error;
@@ -109,6 +110,89 @@ fn prepare_cumulative(points: &[Point], indicator: &Indicator, to: Frequency) ->
     }
 }
 
+/// Checks a request's currency conversion: the currency and the rate indicator's name.
+fn check_conversion(
+    v: &mut Violations,
+    c: Option<&pb::CurrencyConversion>,
+) -> Option<Option<(String, IndicatorName)>> {
+    let Some(c) = c else {
+        return Some(None);
+    };
+    let currency = match codes::check_unit(&c.currency) {
+        Ok(codes::UnitKind::Currency) => Some(c.currency.clone()),
+        Ok(_) => {
+            v.push(
+                "conversion.currency",
+                "NOT_A_CURRENCY",
+                format!("{:?} is not an ISO 4217 currency code", c.currency),
+            );
+            None
+        }
+        Err(e) => v.check("conversion.currency", Err(Invalid::from(e))),
+    };
+    let rate = v.check(
+        "conversion.exchange_rate",
+        IndicatorName::parse(&c.exchange_rate),
+    );
+    Some(Some((currency?, rate?)))
+}
+
+/// Reads the exchange-rate indicator of a conversion into `currency` and its rates.
+async fn load_conversion(
+    snap: &mut Snapshot,
+    currency: &str,
+    rate: &IndicatorName,
+) -> Result<Conversion, Status> {
+    let mut found = indicators::get_many(snap.conn(), &[rate.0.as_str()]).await?;
+    let (key, ind) = found
+        .pop()
+        .ok_or_else(|| Error::NotFound(rate.to_string()))?;
+    let mut v = Violations::new();
+    let pair = codes::currency_pair(&ind.spec.unit);
+    match pair {
+        None => v.push(
+            "conversion.exchange_rate",
+            "NOT_AN_EXCHANGE_RATE",
+            format!(
+                "{rate} is in {}, not an exchange rate: its unit must be a currency pair such as CNY/USD",
+                ind.spec.unit
+            ),
+        ),
+        Some((price, base)) if price != currency && base != currency => v.push(
+            "conversion.currency",
+            "EXCHANGE_RATE_MISMATCH",
+            format!("{rate} is {}: it converts {price} and {base}, not {currency}", ind.spec.unit),
+        ),
+        Some(_) => {}
+    }
+    let pair = finish(v, || pair)?;
+    let mut points = snap.points(&[key], None, None).await?;
+    Ok(Conversion::new(
+        currency,
+        pair,
+        &points.remove(&key).unwrap_or_default(),
+        ind.spec.unit_multiplier,
+        ind.spec.aggregation,
+    ))
+}
+
+/// INVALID_ARGUMENT for one field.
+fn invalid(field: &str, reason: &'static str, message: String) -> Status {
+    let mut v = Violations::new();
+    v.push(field, reason, message);
+    match finish::<()>(v, || None) {
+        Err(status) => status,
+        Ok(()) => Status::invalid_argument(field.to_owned()),
+    }
+}
+
+fn rate_used(r: &RateUsed) -> pb::ExchangeRateUsed {
+    pb::ExchangeRateUsed {
+        period: r.period.to_string(),
+        rate: text(&r.rate),
+    }
+}
+
 fn text(d: &BigDecimal) -> String {
     d.normalized().to_plain_string()
 }
@@ -133,17 +217,52 @@ fn progress(
     indicator: &Indicator,
     points: &[Point],
     as_of: DateTime<Utc>,
+    conversion: Option<&Conversion>,
 ) -> pb::TargetProgress {
     let s = &target.spec;
     let freq = s.target_period.frequency();
+    let unit = indicator.spec.unit.as_str();
+    // With a conversion: whether this indicator's values need it, or why they cannot.
+    let convert = conversion.map(|c| (c, c.applies(unit)));
+    let mut unconvertible: Option<String> = match &convert {
+        Some((c, Err(why))) => Some(format!("no conversion into {}: {why}", c.to)),
+        _ => None,
+    };
+    let converter = match convert {
+        Some((c, Ok(true))) => Some(c),
+        _ => None,
+    };
+    // Each value at its own period's rate; a period without one is left out.
     let data: Vec<(Period, BigDecimal)> = prepare(points, indicator, freq)
         .into_iter()
         .filter_map(|r| {
-            r.value
-                .map(|v| (r.period, scale(&v, indicator.spec.unit_multiplier)))
+            let v = r.value?;
+            let v = match converter {
+                Some(c) => c.convert(unit, &v, r.period)?.0,
+                None => v,
+            };
+            Some((r.period, scale(&v, indicator.spec.unit_multiplier)))
         })
         .collect();
     let parse = |d: &crate::domain::Decimal| d.as_str().parse::<BigDecimal>().unwrap_or_default();
+    // A target's own figures (target and baseline values) at their periods' rates.
+    let mut own = |value: BigDecimal, period: Period, what: &str| -> BigDecimal {
+        let Some(c) = converter else {
+            return value;
+        };
+        match c.convert(unit, &value, period) {
+            Some((v, _)) => v,
+            None => {
+                unconvertible.get_or_insert_with(|| {
+                    format!(
+                        "no exchange rate into {} for the {what} period {period}",
+                        c.to
+                    )
+                });
+                value
+            }
+        }
+    };
     let level = s.kind == TargetKind::Level;
     // Values are shown in the target's multiplier (growth targets: the indicator's).
     let shown = if level {
@@ -151,26 +270,40 @@ fn progress(
     } else {
         indicator.spec.unit_multiplier
     };
+    let target_value = if level {
+        own(parse(&s.target_value), s.target_period, "target")
+    } else {
+        parse(&s.target_value)
+    };
+    // A level target's baseline is in the target's multiplier; a growth target's (whose
+    // own multiplier is 0) in the indicator's, like the values shown.
+    let baseline_value = match (&s.baseline_value, s.baseline_period) {
+        (Some(b), Some(p)) => Some(scale(&own(parse(b), p, "baseline"), shown)),
+        (Some(b), None) => Some(scale(&parse(b), shown)),
+        _ => None,
+    };
+    let shown_unit = conversion.map_or(unit, |c| c.to.as_str()).to_owned();
     let facts = TargetFacts {
         kind: s.kind,
         value: if level {
-            scale(&parse(&s.target_value), s.unit_multiplier)
+            scale(&target_value, s.unit_multiplier)
         } else {
-            parse(&s.target_value)
+            target_value.clone()
         },
         period: s.target_period,
         baseline_period: s.baseline_period,
-        // A level target's baseline is in the target's multiplier; a growth target's
-        // (whose own multiplier is 0) in the indicator's, like the values shown.
-        baseline_value: s.baseline_value.as_ref().map(|b| scale(&parse(b), shown)),
+        baseline_value,
         direction: s.direction,
         shown: reporting::Shown {
-            unit: indicator.spec.unit.clone(),
+            unit: shown_unit.clone(),
             multiplier: shown,
         },
         as_of_month: i64::from(as_of.year()) * 12 + i64::from(as_of.month0()),
     };
-    let out = reporting::assess(&facts, &data);
+    let out = match unconvertible {
+        Some(why) => Progress::not_assessable(why),
+        None => reporting::assess(&facts, &data),
+    };
     let show = |v: &BigDecimal| text(&scale(v, -shown));
     let status = match out.status {
         ProgressStatus::Achieved => pb::target_progress::Status::Achieved,
@@ -187,7 +320,7 @@ fn progress(
         indicator: format!("indicators/{}", s.indicator),
         status: status as i32,
         reason: out.reason.clone(),
-        unit: indicator.spec.unit.clone(),
+        unit: shown_unit,
         unit_multiplier: shown,
         baseline_period: out
             .baseline
@@ -206,7 +339,11 @@ fn progress(
             .unwrap_or_default(),
         latest_value: out.latest.as_ref().map(|l| show(&l.1)).unwrap_or_default(),
         target_period: s.target_period.to_string(),
-        target_value: s.target_value.to_string(),
+        target_value: if converter.is_some() {
+            text(&target_value)
+        } else {
+            s.target_value.to_string()
+        },
         attainment: out.attainment,
         observed_cagr: out.observed_cagr,
         required_cagr: out.required_cagr,
@@ -217,6 +354,11 @@ fn progress(
             .unwrap_or_default(),
         still_required_cagr: out.still_required_cagr,
         as_of: Some(timestamp(as_of)),
+        converted_from: if converter.is_some() {
+            unit.to_owned()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -224,6 +366,7 @@ fn progress(
 async fn assess_all(
     snap: &mut Snapshot,
     targets: &[Target],
+    conversion: Option<&Conversion>,
 ) -> Result<Vec<pb::TargetProgress>, Error> {
     let ids: Vec<&str> = targets.iter().map(|t| t.spec.indicator.as_str()).collect();
     let inds = indicators::get_many(snap.conn(), &ids).await?;
@@ -244,6 +387,7 @@ async fn assess_all(
                 ind,
                 points.get(key).unwrap_or(&empty),
                 snap.effective,
+                conversion,
             ))
         })
         .collect()
@@ -318,6 +462,7 @@ impl ReportingService for ReportingApi {
             frequency,
             transform,
             as_of: when,
+            conversion,
         } = request.into_inner();
         let cumulative = matches!(
             pb::Transform::try_from(transform),
@@ -341,8 +486,18 @@ impl ReportingService for ReportingApi {
         let to = v.check("frequency", frequency_from_proto(frequency));
         let t = v.check("transform", transform_from_proto(transform));
         let when = optional_time(&mut v, "as_of", &when);
-        let (name, start, end, to, t, when) =
-            finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
+        let conversion = check_conversion(&mut v, conversion.as_ref());
+        if cumulative && matches!(conversion, Some(Some(_))) {
+            v.push(
+                "conversion",
+                "CONVERSION_OF_YEAR_TO_DATE",
+                "a year-to-date view cannot be converted at one period's rate; ask for the \
+                 converted per-period series instead",
+            );
+        }
+        let (name, start, end, to, t, when, conversion) = finish(v, || {
+            Some((name?, start?, end?, to?, t?, when?, conversion?))
+        })?;
 
         let mut snap = self.ctx.snapshot(when).await?;
         let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
@@ -406,11 +561,36 @@ impl ReportingService for ReportingApi {
             .points(&[key], from.as_deref(), to_text.as_deref())
             .await?;
         let points = points.remove(&key).unwrap_or_default();
-        let rolled = if cumulative {
+        let mut rolled = if cumulative {
             prepare_cumulative(&points, &ind, to)
         } else {
             prepare(&points, &ind, to)
         };
+        // Each period's value at its own rate (or a longer period's containing it).
+        let mut rates: Vec<Option<RateUsed>> = vec![None; rolled.len()];
+        let mut unit = ind.spec.unit.clone();
+        let mut converted_from = String::new();
+        if let Some((currency, rate)) = &conversion {
+            let c = load_conversion(&mut snap, currency, rate).await?;
+            let needed = c.applies(&ind.spec.unit).map_err(|why| {
+                invalid(
+                    "conversion.currency",
+                    "EXCHANGE_RATE_MISMATCH",
+                    format!("{name} is in {}: {why}", ind.spec.unit),
+                )
+            })?;
+            if needed {
+                for (r, used) in rolled.iter_mut().zip(rates.iter_mut()) {
+                    if let Some(v) = r.value.take() {
+                        if let Some((cv, u)) = c.convert(&ind.spec.unit, &v, r.period) {
+                            r.value = Some(cv);
+                            *used = Some(u);
+                        }
+                    }
+                }
+                converted_from = std::mem::replace(&mut unit, c.to.clone());
+            }
+        }
         let series: Vec<Point> = rolled
             .iter()
             .map(|r| Point {
@@ -437,12 +617,13 @@ impl ReportingService for ReportingApi {
         };
         let points = rolled
             .iter()
+            .zip(rates)
             .zip(transformed)
-            .filter(|(r, _)| {
+            .filter(|((r, _), _)| {
                 start.is_none_or(|s| r.period.start_key() >= s.start_key())
                     && end.is_none_or(|e| r.period.start_key() <= e.end_key())
             })
-            .map(|(r, (_, value))| {
+            .map(|((r, used), (_, value))| {
                 let (value, rate) = match value {
                     Transformed::Exact(d) => (text(&d), None),
                     Transformed::Rate(f) => (String::new(), Some(f)),
@@ -455,6 +636,7 @@ impl ReportingService for ReportingApi {
                     partial: r.partial(),
                     parts: r.parts as i32,
                     expected_parts: r.expected as i32,
+                    exchange_rate: used.as_ref().map(rate_used),
                 }
             })
             .collect();
@@ -466,10 +648,11 @@ impl ReportingService for ReportingApi {
             } else {
                 transform
             },
-            unit: ind.spec.unit.clone(),
+            unit,
             unit_multiplier: ind.spec.unit_multiplier,
             points,
             as_of: Some(timestamp(snap.effective)),
+            converted_from,
         }))
     }
 
@@ -486,6 +669,7 @@ impl ReportingService for ReportingApi {
             group_by,
             dimension_key,
             as_of: when,
+            conversion,
         } = request.into_inner();
         let mut v = Violations::new();
         let period = v.check("period", Period::parse(&period));
@@ -554,8 +738,10 @@ impl ReportingService for ReportingApi {
             );
         }
         let when = optional_time(&mut v, "as_of", &when);
-        let (period, region, flow, group, when) =
-            finish(v, || Some((period?, region?, flow?, group?, when?)))?;
+        let conversion = check_conversion(&mut v, conversion.as_ref());
+        let (period, region, flow, group, when, conversion) = finish(v, || {
+            Some((period?, region?, flow?, group?, when?, conversion?))
+        })?;
 
         let mut snap = self.ctx.snapshot(when).await?;
         let matched = indicators::matching(
@@ -571,8 +757,19 @@ impl ReportingService for ReportingApi {
             .into_iter()
             .filter(|(_, i)| i.spec.frequency >= period.frequency())
             .collect();
-        let units: std::collections::BTreeSet<&str> =
-            matched.iter().map(|(_, i)| i.spec.unit.as_str()).collect();
+        let conversion = match &conversion {
+            Some((currency, rate)) => Some(load_conversion(&mut snap, currency, rate).await?),
+            None => None,
+        };
+        // With a conversion, the units once converted: the rate's other currency becomes
+        // the requested one.
+        let units: std::collections::BTreeSet<&str> = matched
+            .iter()
+            .map(|(_, i)| match &conversion {
+                Some(c) if c.applies(&i.spec.unit).is_ok() => c.to.as_str(),
+                _ => i.spec.unit.as_str(),
+            })
+            .collect();
         if units.len() > 1 {
             return Err(Error::FailedPrecondition {
                 reason: "MIXED_UNITS",
@@ -597,11 +794,21 @@ impl ReportingService for ReportingApi {
         let mut groups: BTreeMap<String, (BigDecimal, Vec<String>)> = BTreeMap::new();
         let mut missing = Vec::new();
         let empty = Vec::new();
+        let mut rate = None;
         for (key, ind) in &matched {
             let value = prepare(points.get(key).unwrap_or(&empty), ind, period.frequency())
                 .into_iter()
                 .find(|r| r.period == period)
                 .and_then(|r| r.value);
+            let value = match (&conversion, value) {
+                (Some(c), Some(v)) if c.applies(&ind.spec.unit) == Ok(true) => {
+                    c.convert(&ind.spec.unit, &v, period).map(|(cv, used)| {
+                        rate = Some(used);
+                        cv
+                    })
+                }
+                (_, v) => v,
+            };
             let Some(value) = value else {
                 missing.push(ind.name().to_string());
                 continue;
@@ -669,6 +876,7 @@ impl ReportingService for ReportingApi {
             missing,
             as_of: Some(timestamp(snap.effective)),
             non_additive,
+            exchange_rate: rate.as_ref().map(rate_used),
         }))
     }
 
@@ -676,14 +884,28 @@ impl ReportingService for ReportingApi {
         &self,
         request: Request<pb::GetTargetProgressRequest>,
     ) -> Result<Response<pb::TargetProgress>, Status> {
-        let pb::GetTargetProgressRequest { name, as_of: when } = request.into_inner();
+        let pb::GetTargetProgressRequest {
+            name,
+            as_of: when,
+            conversion,
+        } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("name", TargetName::parse(&name));
         let when = optional_time(&mut v, "as_of", &when);
-        let (name, when) = finish(v, || Some((name?, when?)))?;
+        let conversion = check_conversion(&mut v, conversion.as_ref());
+        let (name, when, conversion) = finish(v, || Some((name?, when?, conversion?)))?;
         let mut snap = self.ctx.snapshot(when).await?;
         let target = targets::get(snap.conn(), &name).await?;
-        let mut out = assess_all(&mut snap, std::slice::from_ref(&target)).await?;
+        let conversion = match &conversion {
+            Some((currency, rate)) => Some(load_conversion(&mut snap, currency, rate).await?),
+            None => None,
+        };
+        let mut out = assess_all(
+            &mut snap,
+            std::slice::from_ref(&target),
+            conversion.as_ref(),
+        )
+        .await?;
         out.pop()
             .map(Response::new)
             .ok_or_else(|| Error::internal(anyhow::anyhow!("no assessment")).into())
@@ -696,15 +918,21 @@ impl ReportingService for ReportingApi {
         let pb::ListTargetProgressRequest {
             parent,
             as_of: when,
+            conversion,
         } = request.into_inner();
         let mut v = Violations::new();
         let parent = v.check("parent", ProgramName::parse(&parent));
         let when = optional_time(&mut v, "as_of", &when);
-        let (parent, when) = finish(v, || Some((parent?, when?)))?;
+        let conversion = check_conversion(&mut v, conversion.as_ref());
+        let (parent, when, conversion) = finish(v, || Some((parent?, when?, conversion?)))?;
         let mut snap = self.ctx.snapshot(when).await?;
         programs::get(snap.conn(), &parent.0).await?;
+        let conversion = match &conversion {
+            Some((currency, rate)) => Some(load_conversion(&mut snap, currency, rate).await?),
+            None => None,
+        };
         let all = targets::list_all(snap.conn(), &parent.0).await?;
-        let progress = assess_all(&mut snap, &all).await?;
+        let progress = assess_all(&mut snap, &all, conversion.as_ref()).await?;
         Ok(Response::new(pb::ListTargetProgressResponse { progress }))
     }
 
@@ -752,7 +980,7 @@ impl ReportingService for ReportingApi {
                 target_cards
                     .entry(t.spec.initiative.as_ref().map(|i| i.as_str().to_owned()))
                     .or_default()
-                    .push(progress(t, ind, pts, snap.effective));
+                    .push(progress(t, ind, pts, snap.effective, None));
             }
         }
         let mut children: HashMap<Option<String>, Vec<&initiatives::Initiative>> = HashMap::new();

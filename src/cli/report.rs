@@ -26,6 +26,14 @@ pub struct ReportArgs {
     /// now.
     #[arg(long, global = true, value_name = "INSTANT")]
     pub as_of: Option<String>,
+    /// Report in this currency (ISO 4217, e.g. USD), converted through
+    /// --exchange-rate (series, breakdown and progress).
+    #[arg(long, global = true, value_name = "CODE", requires = "exchange_rate")]
+    pub currency: Option<String>,
+    /// The exchange-rate indicator (id or name) for --currency: its unit is a currency
+    /// pair such as CNY/USD.
+    #[arg(long, global = true, value_name = "INDICATOR", requires = "currency")]
+    pub exchange_rate: Option<String>,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -101,6 +109,13 @@ pub async fn run(args: ReportArgs) -> Outcome {
         .as_deref()
         .map(|t| parse_instant("--as-of", t))
         .transpose()?;
+    let conversion = match (&args.currency, &args.exchange_rate) {
+        (Some(currency), Some(rate)) => Some(pb::CurrencyConversion {
+            currency: currency.clone(),
+            exchange_rate: indicator_name(rate),
+        }),
+        _ => None,
+    };
     match args.command {
         ReportCommand::Progress { program, target } => {
             let program = program.as_deref();
@@ -109,7 +124,11 @@ pub async fn run(args: ReportArgs) -> Outcome {
                     let name = child_name(&target, program, "targets")?;
                     let mut client = client(&args.client).await?;
                     let p = client
-                        .get_target_progress(pb::GetTargetProgressRequest { name, as_of })
+                        .get_target_progress(pb::GetTargetProgressRequest {
+                            name,
+                            as_of,
+                            conversion,
+                        })
                         .await?
                         .into_inner();
                     if json {
@@ -124,7 +143,11 @@ pub async fn run(args: ReportArgs) -> Outcome {
                     })?;
                     let mut client = client(&args.client).await?;
                     let r = client
-                        .list_target_progress(pb::ListTargetProgressRequest { parent, as_of })
+                        .list_target_progress(pb::ListTargetProgressRequest {
+                            parent,
+                            as_of,
+                            conversion,
+                        })
                         .await?
                         .into_inner();
                     if json {
@@ -149,6 +172,7 @@ pub async fn run(args: ReportArgs) -> Outcome {
                 frequency: frequency.map_or(0, |f| pb::Frequency::from(f) as i32),
                 transform: transform.map_or(0, |t| pb::Transform::from(t) as i32),
                 as_of,
+                conversion,
             };
             let r = client(&args.client)
                 .await?
@@ -182,6 +206,7 @@ pub async fn run(args: ReportArgs) -> Outcome {
                 group_by: pb::BreakdownDimension::from(group_by) as i32,
                 dimension_key: dimension_key.unwrap_or_default(),
                 as_of,
+                conversion,
             };
             let r = client(&args.client)
                 .await?

@@ -145,6 +145,15 @@ pub enum UnitKind {
     Currency,
     /// One of the plain units listed at [`is_plain_unit`], such as `TEU`.
     Plain,
+    /// An exchange rate: units of one currency per unit of another, `CNY/USD`.
+    ExchangeRate,
+}
+
+/// The two currencies of an exchange-rate unit `PRICE/BASE` (units of `PRICE` per
+/// unit of `BASE`, such as `CNY/USD`): both ISO 4217 codes, and different.
+pub fn currency_pair(code: &str) -> Option<(&str, &str)> {
+    let (price, base) = code.split_once('/')?;
+    (is_iso4217(price) && is_iso4217(base) && price != base).then_some((price, base))
 }
 
 // ---------------------------------------------------------------------------
@@ -560,6 +569,9 @@ fn check_unit_exact(code: &str) -> Result<UnitKind, CodeError> {
     }
     if is_plain_unit(code) {
         return Ok(UnitKind::Plain);
+    }
+    if currency_pair(code).is_some() {
+        return Ok(UnitKind::ExchangeRate);
     }
     let expected = format!(
         "an ISO 4217 currency code or a known plain unit ({})",

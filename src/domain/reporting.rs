@@ -17,6 +17,8 @@
 //!   (0.60 ≤ R < 0.95), limited progress (0 ≤ R < 0.60), deterioration (R < 0); not
 //!   assessable, with the reason, when fewer than two usable data points exist.
 
+use std::collections::HashMap;
+
 use bigdecimal::{BigDecimal, ToPrimitive, Zero};
 
 use super::indicator::Aggregation;
@@ -256,6 +258,137 @@ pub fn cumulative_releases(points: &[Point], to: Frequency) -> Vec<Rolled> {
     out
 }
 
+/// Decimals a converted value keeps, in the unit multiplier it is stated in: a
+/// conversion rounds half to even there (a division rarely ends).
+pub const CONVERSION_SCALE: i64 = 6;
+
+/// A currency conversion through an exchange-rate indicator of unit `PRICE/BASE`
+/// (units of PRICE per unit of BASE): values in BASE are multiplied by the rate, values
+/// in PRICE divided by it.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The currency reported in.
+    pub to: String,
+    /// The rate's price currency (CNY in CNY/USD).
+    pub price: String,
+    /// The rate's base currency (USD in CNY/USD).
+    pub base: String,
+    /// Rates in plain units, at the rate indicator's frequency and every coarser one
+    /// (complete periods only, combined by the rate indicator's aggregation).
+    rates: HashMap<Period, BigDecimal>,
+}
+
+/// The rate a conversion used: its period and value (PRICE per BASE, plain units).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateUsed {
+    /// The period of the rate (the value's own, or a longer one containing it).
+    pub period: Period,
+    /// The rate.
+    pub rate: BigDecimal,
+}
+
+impl Conversion {
+    /// A conversion into `to` with the points of a rate indicator of unit
+    /// `price/base`, multiplier `multiplier` and aggregation `aggregation`.
+    pub fn new(
+        to: &str,
+        (price, base): (&str, &str),
+        points: &[Point],
+        multiplier: i32,
+        aggregation: Aggregation,
+    ) -> Self {
+        let mut rates = HashMap::new();
+        if let Some(native) = points.first().map(|p| p.period.frequency()) {
+            for p in points {
+                if let Some(v) = &p.value {
+                    rates.insert(p.period, scale(v, multiplier));
+                }
+            }
+            for f in FINEST_FIRST {
+                if f < native {
+                    for r in roll_up(points, f, aggregation) {
+                        if let Some(v) = r.value {
+                            rates.insert(r.period, scale(&v, multiplier));
+                        }
+                    }
+                }
+            }
+        }
+        Self {
+            to: to.to_owned(),
+            price: price.to_owned(),
+            base: base.to_owned(),
+            rates,
+        }
+    }
+
+    /// Whether values in `from` need converting (false when already in the target
+    /// currency), or why this rate cannot convert them.
+    pub fn applies(&self, from: &str) -> Result<bool, String> {
+        if from == self.to {
+            return Ok(false);
+        }
+        let pair = [self.price.as_str(), self.base.as_str()];
+        if pair.contains(&from) && pair.contains(&self.to.as_str()) {
+            return Ok(true);
+        }
+        Err(format!(
+            "a {}/{} rate cannot convert {from} into {}",
+            self.price, self.base, self.to
+        ))
+    }
+
+    /// The rate for period `p`: its own, else that of the shortest longer period
+    /// containing it (a year's average rate for a month, say). Never another period's.
+    pub fn rate_for(&self, p: Period) -> Option<RateUsed> {
+        std::iter::once(Some(p))
+            .chain(
+                FINEST_FIRST
+                    .iter()
+                    .filter(|f| **f < p.frequency())
+                    .map(|f| p.containing(*f)),
+            )
+            .flatten()
+            .find_map(|q| {
+                self.rates
+                    .get(&q)
+                    .filter(|r| !r.is_zero())
+                    .map(|r| RateUsed {
+                        period: q,
+                        rate: r.clone(),
+                    })
+            })
+    }
+
+    /// `value` of period `p`, in `from` (which [`Self::applies`] accepted), in the
+    /// target currency, rounded to [`CONVERSION_SCALE`] decimals; `None` without a rate.
+    pub fn convert(
+        &self,
+        from: &str,
+        value: &BigDecimal,
+        p: Period,
+    ) -> Option<(BigDecimal, RateUsed)> {
+        let used = self.rate_for(p)?;
+        let exact = if from == self.base {
+            value * &used.rate
+        } else {
+            value / &used.rate
+        };
+        let rounded = exact
+            .with_scale_round(CONVERSION_SCALE, bigdecimal::RoundingMode::HalfEven)
+            .normalized();
+        Some((rounded, used))
+    }
+}
+
+/// Frequencies from the finest to the coarsest.
+const FINEST_FIRST: [Frequency; 4] = [
+    Frequency::Monthly,
+    Frequency::Quarterly,
+    Frequency::HalfYearly,
+    Frequency::Annual,
+];
+
 /// A series transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -462,7 +595,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn not_assessable(reason: impl Into<String>) -> Self {
+    /// No verdict, for `reason`, and no figures.
+    pub fn not_assessable(reason: impl Into<String>) -> Self {
         Self {
             status: ProgressStatus::NotAssessable,
             reason: reason.into(),

@@ -2207,6 +2207,7 @@ async fn hostile_reports_are_refused_and_change_nothing() {
                 reports.get_target_progress(pb::GetTargetProgressRequest {
                     name: "programs/cq/targets/t1".into(),
                     as_of: Some(t),
+                    ..Default::default()
                 })
             ),
         );
@@ -2218,6 +2219,7 @@ async fn hostile_reports_are_refused_and_change_nothing() {
                 reports.list_target_progress(pb::ListTargetProgressRequest {
                     parent: "programs/cq".into(),
                     as_of: Some(t),
+                    ..Default::default()
                 })
             ),
         );
@@ -2242,6 +2244,7 @@ async fn hostile_reports_are_refused_and_change_nothing() {
                 reports.get_target_progress(pb::GetTargetProgressRequest {
                     name: s,
                     as_of: None,
+                    ..Default::default()
                 })
             ),
         );
@@ -2255,6 +2258,7 @@ async fn hostile_reports_are_refused_and_change_nothing() {
                 reports.list_target_progress(pb::ListTargetProgressRequest {
                     parent: s.clone(),
                     as_of: None,
+                    ..Default::default()
                 })
             ),
         );

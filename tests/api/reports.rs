@@ -74,6 +74,7 @@ impl Clients {
             .get_target_progress(pb::GetTargetProgressRequest {
                 name: name.into(),
                 as_of,
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|e| panic!("GetTargetProgress {name}: {e:?}"))
@@ -751,6 +752,7 @@ async fn target_progress_on_the_chongqing_outsourcing_figures() {
         .get_target_progress(pb::GetTargetProgressRequest {
             name: "programs/cq/targets/nope".into(),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1168,6 +1170,7 @@ async fn list_target_progress_returns_every_target_in_name_order() {
         .list_target_progress(pb::ListTargetProgressRequest {
             parent: "programs/cq".into(),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -1189,6 +1192,7 @@ async fn list_target_progress_returns_every_target_in_name_order() {
         .list_target_progress(pb::ListTargetProgressRequest {
             parent: "programs/no-such-programme".into(),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
