@@ -17,6 +17,7 @@ use crate::domain::program::TargetKind;
 use crate::domain::reporting::{
     self, Point, ProgressStatus, Rolled, TargetFacts, Transform, Transformed, scale,
 };
+use crate::domain::vintages::{self, Reach};
 use crate::domain::{Frequency, Invalid, Period, Violations, codes};
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -113,6 +114,184 @@ fn float_text(f: f64) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// Vintages per page when a request says 0.
+const DEFAULT_VINTAGES_PAGE: i64 = 500;
+/// Most vintages per page.
+const MAX_VINTAGES_PAGE: i64 = 10_000;
+
+/// An optional period of a request: `Some(None)` when empty, `None` when invalid.
+fn optional_period(v: &mut Violations, field: &str, text: &str) -> Option<Option<Period>> {
+    if text.is_empty() {
+        Some(None)
+    } else {
+        v.check(field, Period::parse(text)).map(Some)
+    }
+}
+
+/// The transform a response names: the request's, level when unspecified.
+fn wire_transform(transform: i32) -> i32 {
+    if transform == 0 {
+        pb::Transform::Level as i32
+    } else {
+        transform
+    }
+}
+
+/// A transformed value as `(value, rate)` on the wire.
+fn wire_value(value: Transformed) -> (String, Option<f64>) {
+    match value {
+        Transformed::Exact(d) => (text(&d), None),
+        Transformed::Rate(f) => (String::new(), Some(f)),
+        Transformed::Missing => (String::new(), None),
+    }
+}
+
+/// The inputs of a series report (QuerySeries, QuerySeriesVintages), checked.
+struct SeriesQuery {
+    name: IndicatorName,
+    start: Option<Period>,
+    end: Option<Period>,
+    to: Option<Frequency>,
+    transform: Transform,
+    when: Option<DateTime<Utc>>,
+}
+
+impl SeriesQuery {
+    /// Checks the fields that need no database: INVALID_ARGUMENT naming each bad one.
+    fn parse(
+        indicator: &str,
+        start_period: &str,
+        end_period: &str,
+        frequency: i32,
+        transform: i32,
+        as_of: &Option<prost_types::Timestamp>,
+    ) -> Result<Self, Status> {
+        let mut v = Violations::new();
+        let name = v.check("indicator", IndicatorName::parse(indicator));
+        let start = optional_period(&mut v, "start_period", start_period);
+        let end = optional_period(&mut v, "end_period", end_period);
+        let to = v.check("frequency", frequency_from_proto(frequency));
+        let t = v.check("transform", transform_from_proto(transform));
+        let when = optional_time(&mut v, "as_of", as_of);
+        let (name, start, end, to, transform, when) =
+            finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
+        Ok(Self {
+            name,
+            start,
+            end,
+            to,
+            transform,
+            when,
+        })
+    }
+
+    /// Reads the indicator (NOT_FOUND if there is none) and checks the fields that
+    /// depend on it; returns its key, itself and the output frequency.
+    async fn indicator(&self, snap: &mut Snapshot) -> Result<(i32, Indicator, Frequency), Status> {
+        let name = &self.name;
+        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
+        let (key, ind) = found
+            .pop()
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let to = self.to.unwrap_or(ind.spec.frequency);
+        let mut v = Violations::new();
+        if to > ind.spec.frequency {
+            v.push(
+                "frequency",
+                "FINER_THAN_INDICATOR",
+                format!(
+                    "{name} is {}; it cannot be reported {}",
+                    ind.spec.frequency.describe(),
+                    to.describe()
+                ),
+            );
+        }
+        for (field, p) in [("start_period", self.start), ("end_period", self.end)] {
+            if let Some(p) = p.filter(|p| p.frequency() != to) {
+                v.push(
+                    field,
+                    "PERIOD_FREQUENCY_MISMATCH",
+                    format!("{p} is not {} like the output", to.describe()),
+                );
+            }
+        }
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && e.start_key() < s.start_key()
+        {
+            v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
+        }
+        finish(v, || Some(()))?;
+        Ok((key, ind, to))
+    }
+
+    /// The period texts of the indicator's figures to read: from a year before the
+    /// range (for year-ago transforms), from the start of that year (for year-to-date
+    /// figures), to the end of the range.
+    fn window(&self, ind: &Indicator) -> (Option<String>, Option<String>) {
+        let from = self
+            .start
+            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
+            .map(|y| {
+                Period::new(y.year(), ind.spec.frequency, 1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            });
+        let to = self.end.and_then(|e| {
+            let last_month = e.last_month();
+            let months = 12 / ind.spec.frequency.periods_per_year();
+            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
+                .map(|p| p.to_string())
+        });
+        (from, to)
+    }
+
+    /// True when the output period lies in the requested range.
+    fn keeps(&self, period: Period) -> bool {
+        self.start
+            .is_none_or(|s| period.start_key() >= s.start_key())
+            && self.end.is_none_or(|e| period.start_key() <= e.end_key())
+    }
+}
+
+/// A series' output periods with their transformed values, from an indicator's raw
+/// points: de-cumulated and rolled up to `to` ([`prepare`]), then transformed. CAGR is
+/// measured from the first period of the requested range (`start`), the periods before
+/// it having none. QuerySeries and every vintage of QuerySeriesVintages answer by it.
+fn series_answers(
+    points: &[Point],
+    indicator: &Indicator,
+    to: Frequency,
+    t: Transform,
+    start: Option<Period>,
+) -> Vec<(Rolled, Transformed)> {
+    let rolled = prepare(points, indicator, to);
+    let series: Vec<Point> = rolled
+        .iter()
+        .map(|r| Point {
+            period: r.period,
+            value: r.value.clone(),
+        })
+        .collect();
+    let transformed = if t == Transform::CompoundAnnualGrowth {
+        let before = |p: &Point| start.is_some_and(|s| p.period.start_key() < s.start_key());
+        let from_start: Vec<Point> = series.iter().filter(|p| !before(p)).cloned().collect();
+        let mut all: Vec<(Period, Transformed)> = series
+            .iter()
+            .filter(|p| before(p))
+            .map(|p| (p.period, Transformed::Missing))
+            .collect();
+        all.extend(reporting::transform(&from_start, t));
+        all
+    } else {
+        reporting::transform(&series, t)
+    };
+    rolled
+        .into_iter()
+        .zip(transformed)
+        .map(|(r, (_, value))| (r, value))
+        .collect()
 }
 
 /// Assesses a target from its indicator's points.
@@ -292,117 +471,28 @@ impl ReportingService for ReportingApi {
             end_period,
             frequency,
             transform,
-            as_of: when,
+            as_of,
         } = request.into_inner();
-        let mut v = Violations::new();
-        let name = v.check("indicator", IndicatorName::parse(&indicator));
-        let start = if start_period.is_empty() {
-            Some(None)
-        } else {
-            v.check("start_period", Period::parse(&start_period))
-                .map(Some)
-        };
-        let end = if end_period.is_empty() {
-            Some(None)
-        } else {
-            v.check("end_period", Period::parse(&end_period)).map(Some)
-        };
-        let to = v.check("frequency", frequency_from_proto(frequency));
-        let t = v.check("transform", transform_from_proto(transform));
-        let when = optional_time(&mut v, "as_of", &when);
-        let (name, start, end, to, t, when) =
-            finish(v, || Some((name?, start?, end?, to?, t?, when?)))?;
-
-        let mut snap = self.ctx.snapshot(when).await?;
-        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
-        let (key, ind) = found
-            .pop()
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let to = to.unwrap_or(ind.spec.frequency);
-        let mut v = Violations::new();
-        if to > ind.spec.frequency {
-            v.push(
-                "frequency",
-                "FINER_THAN_INDICATOR",
-                format!(
-                    "{name} is {}; it cannot be reported {}",
-                    ind.spec.frequency.describe(),
-                    to.describe()
-                ),
-            );
-        }
-        for (field, p) in [("start_period", start), ("end_period", end)] {
-            if let Some(p) = p.filter(|p| p.frequency() != to) {
-                v.push(
-                    field,
-                    "PERIOD_FREQUENCY_MISMATCH",
-                    format!("{p} is not {} like the output", to.describe()),
-                );
-            }
-        }
-        if let (Some(s), Some(e)) = (start, end)
-            && e.start_key() < s.start_key()
-        {
-            v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
-        }
-        finish(v, || Some(()))?;
-        // Read from a year before the range (for year-ago transforms), from the start
-        // of that year (for year-to-date figures).
-        let from = start
-            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
-            .map(|y| {
-                Period::new(y.year(), ind.spec.frequency, 1)
-                    .map(|p| p.to_string())
-                    .unwrap_or_default()
-            });
-        let to_text = end.and_then(|e| {
-            let last_month = e.last_month();
-            let months = 12 / ind.spec.frequency.periods_per_year();
-            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
-                .map(|p| p.to_string())
-        });
+        let q = SeriesQuery::parse(
+            &indicator,
+            &start_period,
+            &end_period,
+            frequency,
+            transform,
+            &as_of,
+        )?;
+        let mut snap = self.ctx.snapshot(q.when).await?;
+        let (key, ind, to) = q.indicator(&mut snap).await?;
+        let (from, to_text) = q.window(&ind);
         let mut points = snap
             .points(&[key], from.as_deref(), to_text.as_deref())
             .await?;
         let points = points.remove(&key).unwrap_or_default();
-        let rolled = prepare(&points, &ind, to);
-        let series: Vec<Point> = rolled
-            .iter()
-            .map(|r| Point {
-                period: r.period,
-                value: r.value.clone(),
-            })
-            .collect();
-        // CAGR is measured from the first period of the requested range.
-        let transformed = if t == Transform::CompoundAnnualGrowth {
-            let from_start: Vec<Point> = series
-                .iter()
-                .filter(|p| start.is_none_or(|s| p.period.start_key() >= s.start_key()))
-                .cloned()
-                .collect();
-            let mut all: Vec<(Period, Transformed)> = series
-                .iter()
-                .filter(|p| start.is_some_and(|s| p.period.start_key() < s.start_key()))
-                .map(|p| (p.period, Transformed::Missing))
-                .collect();
-            all.extend(reporting::transform(&from_start, t));
-            all
-        } else {
-            reporting::transform(&series, t)
-        };
-        let points = rolled
-            .iter()
-            .zip(transformed)
-            .filter(|(r, _)| {
-                start.is_none_or(|s| r.period.start_key() >= s.start_key())
-                    && end.is_none_or(|e| r.period.start_key() <= e.end_key())
-            })
-            .map(|(r, (_, value))| {
-                let (value, rate) = match value {
-                    Transformed::Exact(d) => (text(&d), None),
-                    Transformed::Rate(f) => (String::new(), Some(f)),
-                    Transformed::Missing => (String::new(), None),
-                };
+        let points = series_answers(&points, &ind, to, q.transform, q.start)
+            .into_iter()
+            .filter(|(r, _)| q.keeps(r.period))
+            .map(|(r, value)| {
+                let (value, rate) = wire_value(value);
                 pb::SeriesPoint {
                     period: r.period.to_string(),
                     value,
@@ -414,17 +504,209 @@ impl ReportingService for ReportingApi {
             })
             .collect();
         Ok(Response::new(pb::QuerySeriesResponse {
-            indicator: name.to_string(),
+            indicator: q.name.to_string(),
             frequency: frequency_to_proto(to) as i32,
-            transform: if transform == 0 {
-                pb::Transform::Level as i32
-            } else {
-                transform
-            },
+            transform: wire_transform(transform),
             unit: ind.spec.unit.clone(),
             unit_multiplier: ind.spec.unit_multiplier,
             points,
             as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+
+    async fn query_series_vintages(
+        &self,
+        request: Request<pb::QuerySeriesVintagesRequest>,
+    ) -> Result<Response<pb::QuerySeriesVintagesResponse>, Status> {
+        let pb::QuerySeriesVintagesRequest {
+            indicator,
+            start_period,
+            end_period,
+            frequency,
+            transform,
+            as_of,
+        } = request.into_inner();
+        let q = SeriesQuery::parse(
+            &indicator,
+            &start_period,
+            &end_period,
+            frequency,
+            transform,
+            &as_of,
+        )?;
+        let mut snap = self.ctx.snapshot(q.when).await?;
+        let (key, ind, to) = q.indicator(&mut snap).await?;
+        let (from, to_text) = q.window(&ind);
+        let versions = snap
+            .versions(key, from.as_deref(), to_text.as_deref())
+            .await?;
+        let reach = Reach {
+            to,
+            year_to_date: ind.spec.year_to_date,
+            lag: match q.transform {
+                Transform::Level => Some(0),
+                Transform::Change | Transform::PercentChange => Some(1),
+                Transform::ChangeYearAgo | Transform::PercentChangeYearAgo => {
+                    Some(i64::from(to.periods_per_year()))
+                }
+                Transform::CompoundAnnualGrowth => None,
+            },
+        };
+        let replayed = vintages::replay(
+            &versions,
+            reach,
+            |points| series_answers(points, &ind, to, q.transform, q.start),
+            |p| q.keeps(p),
+        );
+        let points = replayed
+            .points
+            .into_iter()
+            .map(|p| {
+                let (first, first_time) = match p.first {
+                    Some((v, t)) => (v, Some(timestamp(t))),
+                    None => (Transformed::Missing, None),
+                };
+                let (revision, revision_rate) = match (&first, &p.latest.value) {
+                    (Transformed::Exact(a), Transformed::Exact(b)) => (text(&(b - a)), None),
+                    (Transformed::Rate(a), Transformed::Rate(b)) => (String::new(), Some(b - a)),
+                    _ => (String::new(), None),
+                };
+                let revised = first_time.is_some() && first != p.latest.value;
+                let (first_release_value, first_release_rate) = wire_value(first);
+                let partial = p.latest.parts < p.latest.expected;
+                let (latest_value, latest_rate) = wire_value(p.latest.value);
+                pb::SeriesVintagePoint {
+                    period: p.period.to_string(),
+                    first_release_value,
+                    first_release_rate,
+                    first_release_time: first_time,
+                    latest_value,
+                    latest_rate,
+                    latest_time: p.latest_time.map(timestamp),
+                    revision,
+                    revision_rate,
+                    revised,
+                    partial,
+                    parts: p.latest.parts as i32,
+                    expected_parts: p.latest.expected as i32,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::QuerySeriesVintagesResponse {
+            indicator: q.name.to_string(),
+            frequency: frequency_to_proto(to) as i32,
+            transform: wire_transform(transform),
+            unit: ind.spec.unit.clone(),
+            unit_multiplier: ind.spec.unit_multiplier,
+            points,
+            vintage_count: i32::try_from(replayed.count).unwrap_or(i32::MAX),
+            as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+
+    async fn list_series_vintages(
+        &self,
+        request: Request<pb::ListSeriesVintagesRequest>,
+    ) -> Result<Response<pb::ListSeriesVintagesResponse>, Status> {
+        let pb::ListSeriesVintagesRequest {
+            indicator,
+            start_period,
+            end_period,
+            as_of,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let name = v.check("indicator", IndicatorName::parse(&indicator));
+        let start = optional_period(&mut v, "start_period", &start_period);
+        let end = optional_period(&mut v, "end_period", &end_period);
+        let when = optional_time(&mut v, "as_of", &as_of);
+        let (name, start, end, when) = finish(v, || Some((name?, start?, end?, when?)))?;
+        let fingerprint =
+            format!("ListSeriesVintages {name} {start_period} {end_period} {as_of:?}");
+        let page = self.ctx.page_tokens.page_sized(
+            &fingerprint,
+            page_size,
+            &page_token,
+            DEFAULT_VINTAGES_PAGE,
+            MAX_VINTAGES_PAGE,
+        )?;
+        // The token carries the last vintage and the instant of the first page, so that
+        // every page of one listing is cut at the same instant.
+        let (after, when) = match page.after.as_deref() {
+            None => (None, when),
+            Some(key) => {
+                let bad = || {
+                    Status::from(Error::invalid(
+                        "page_token",
+                        "INVALID_PAGE_TOKEN",
+                        "bad page token",
+                    ))
+                };
+                let (last, until) = key.split_once('@').ok_or_else(bad)?;
+                let micros = |s: &str| {
+                    s.parse::<i64>()
+                        .ok()
+                        .and_then(DateTime::from_timestamp_micros)
+                        .ok_or_else(bad)
+                };
+                (Some(micros(last)?), Some(micros(until)?))
+            }
+        };
+        let mut snap = self.ctx.snapshot(when).await?;
+        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
+        let (key, ind) = found
+            .pop()
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let mut v = Violations::new();
+        for (field, p) in [("start_period", start), ("end_period", end)] {
+            if let Some(p) = p.filter(|p| p.frequency() != ind.spec.frequency) {
+                v.push(
+                    field,
+                    "PERIOD_FREQUENCY_MISMATCH",
+                    format!("{p} is not {} like {name}", ind.spec.frequency.describe()),
+                );
+            }
+        }
+        if let (Some(s), Some(e)) = (start, end)
+            && e.start_key() < s.start_key()
+        {
+            v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
+        }
+        finish(v, || Some(()))?;
+        let (from, to) = (start.map(|p| p.to_string()), end.map(|p| p.to_string()));
+        let until = snap.effective;
+        let mut rows = snap
+            .vintages(
+                key,
+                from.as_deref(),
+                to.as_deref(),
+                until,
+                after,
+                page.fetch_limit(),
+            )
+            .await?;
+        let until_us = until.timestamp_micros();
+        let next_page_token = self
+            .ctx
+            .page_tokens
+            .finish(&fingerprint, &page, &mut rows, |r| {
+                format!("{}@{until_us}", r.time.timestamp_micros())
+            });
+        let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::ListSeriesVintagesResponse {
+            vintages: rows
+                .into_iter()
+                .map(|r| pb::SeriesVintage {
+                    time: Some(timestamp(r.time)),
+                    versions: count(r.versions),
+                    periods_changed: count(r.changed),
+                    periods: r.periods,
+                    periods_deleted: count(r.deleted),
+                })
+                .collect(),
+            next_page_token,
+            as_of: Some(timestamp(until)),
         }))
     }
 
