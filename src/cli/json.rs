@@ -39,6 +39,8 @@ proto_names! {
     pb::QuerySeriesResponse => "QuerySeriesResponse",
     pb::QueryBreakdownResponse => "QueryBreakdownResponse",
     pb::ProgramScorecard => "ProgramScorecard",
+    pb::QuerySeriesVintagesResponse => "QuerySeriesVintagesResponse",
+    pb::ListSeriesVintagesResponse => "ListSeriesVintagesResponse",
 }
 
 fn pool() -> anyhow::Result<&'static DescriptorPool> {
@@ -132,5 +134,7 @@ mod tests {
         check::<pb::QuerySeriesResponse>();
         check::<pb::QueryBreakdownResponse>();
         check::<pb::ProgramScorecard>();
+        check::<pb::QuerySeriesVintagesResponse>();
+        check::<pb::ListSeriesVintagesResponse>();
     }
 }

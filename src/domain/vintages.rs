@@ -203,12 +203,7 @@ pub fn replay<T: Copy + Ord>(
     }
 }
 
-fn update<T: Copy>(
-    out: &mut BTreeMap<i64, VintagePoint<T>>,
-    period: Period,
-    answer: Answer,
-    t: T,
-) {
+fn update<T: Copy>(out: &mut BTreeMap<i64, VintagePoint<T>>, period: Period, answer: Answer, t: T) {
     let entry = out
         .entry(period.start_key())
         .or_insert_with(|| VintagePoint {
