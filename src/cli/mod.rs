@@ -76,7 +76,7 @@ pub enum OperatorCommand {
     Targets(resources::TargetsArgs),
     /// Indicators: list, get, create, update, delete.
     Indicators(resources::IndicatorsArgs),
-    /// Reports: target progress, series, breakdowns, programme scorecards.
+    /// Reports: target progress, series, vintages, breakdowns, programme scorecards.
     Report(report::ReportArgs),
 }
 

@@ -446,6 +446,15 @@ pub fn series_text(r: &pb::QuerySeriesResponse) -> String {
     out
 }
 
+/// A vintage's instant to the microsecond (the database's precision), always with six
+/// decimals so that columns line up and the text can be passed to --as-of as it is.
+fn instant(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
 /// A series' vintages: a heading line, then a row per period with its first release
 /// and its latest value, when each became known, and the revision.
 pub fn vintages_text(r: &pb::QuerySeriesVintagesResponse) -> String {
@@ -492,9 +501,9 @@ pub fn vintages_text(r: &pb::QuerySeriesVintagesResponse) -> String {
         t.row([
             p.period.clone(),
             shown(&p.first_release_value, p.first_release_rate),
-            values::time(&p.first_release_time),
+            instant(&p.first_release_time),
             shown(&p.latest_value, p.latest_rate),
-            values::time(&p.latest_time),
+            instant(&p.latest_time),
             if rate {
                 p.revision_rate
                     .map(|r| format!("{r:+.2} pp"))
@@ -530,7 +539,7 @@ pub fn vintage_list_text(indicator: &str, r: &pb::ListSeriesVintagesResponse) ->
             periods.push_str(", …");
         }
         t.row([
-            values::time(&v.time),
+            instant(&v.time),
             v.versions.to_string(),
             v.periods_changed.to_string(),
             v.periods_deleted.to_string(),

@@ -1656,7 +1656,7 @@ impl Clients {
     /// `known_from`).
     async fn write_at(&mut self, id: &str, values: &[(&str, &str)]) -> prost_types::Timestamp {
         let written = self.write(id, values).await;
-        let t = written[0].known_from.clone().expect("known_from");
+        let t = written[0].known_from.expect("known_from");
         assert!(written.iter().all(|o| o.known_from == Some(t)));
         t
     }
