@@ -328,4 +328,79 @@ mod tests {
         assert_eq!(q.latest_time, Some(4));
         assert_eq!(q.latest.parts, 2);
     }
+
+    /// Year-to-date monthly figures released month by month and revised two months
+    /// later, with a deletion: the windowed replay equals a full recomputation at every
+    /// output frequency and transform.
+    #[test]
+    fn windowed_replay_equals_full_recomputation_with_year_to_date_figures() {
+        use crate::domain::reporting::decumulate;
+        let mut versions: Vec<Version<u32>> = Vec::new();
+        for i in 0..36u32 {
+            let period = Period::new(2018 + (i / 12) as i32, Frequency::Monthly, i % 12 + 1)
+                .unwrap()
+                .to_string();
+            let ytd = (i % 12 + 1) * 10;
+            versions.push(v(&period, Some(&ytd.to_string()), 2 * i));
+            versions.push(v(&period, Some(&(ytd + i % 3).to_string()), 2 * i + 5));
+        }
+        versions.push(Version {
+            deleted: true,
+            ..v("2019-M05", None, 40)
+        });
+        versions.push(v("2019-M05", Some("49"), 60));
+        versions.sort_by_key(|x| x.known_from);
+        for (to, aggregation) in [
+            (Frequency::Monthly, None),
+            (Frequency::Quarterly, Some(Aggregation::Sum)),
+            (Frequency::Annual, Some(Aggregation::Sum)),
+        ] {
+            for (t, lag) in [
+                (Transform::Level, 0),
+                (Transform::Change, 1),
+                (Transform::ChangeYearAgo, i64::from(to.periods_per_year())),
+                (
+                    Transform::PercentChangeYearAgo,
+                    i64::from(to.periods_per_year()),
+                ),
+            ] {
+                let compute = |points: &[Point]| {
+                    let per = decumulate(points);
+                    let rolled: Vec<Rolled> = match aggregation {
+                        None => per
+                            .iter()
+                            .map(|p| Rolled {
+                                period: p.period,
+                                value: p.value.clone(),
+                                parts: u32::from(p.value.is_some()),
+                                expected: 1,
+                            })
+                            .collect(),
+                        Some(a) => roll_up(&per, to, a),
+                    };
+                    let series: Vec<Point> = rolled
+                        .iter()
+                        .map(|r| Point {
+                            period: r.period,
+                            value: r.value.clone(),
+                        })
+                        .collect();
+                    rolled
+                        .into_iter()
+                        .zip(transform(&series, t))
+                        .map(|(r, (_, x))| (r, x))
+                        .collect::<Vec<_>>()
+                };
+                let reach = Reach {
+                    to,
+                    year_to_date: true,
+                    lag: Some(lag),
+                };
+                let windowed = replay(&versions, reach, compute, |_| true);
+                let full = replay(&versions, Reach { lag: None, ..reach }, compute, |_| true);
+                assert_eq!(windowed, full, "{to:?} {t:?}");
+                assert_eq!(windowed.count, 72);
+            }
+        }
+    }
 }
