@@ -409,6 +409,14 @@ rpc tradewatch.v1.ReportingService/QuerySeries "{\"indicator\": \"$SERIES\", \"t
 check "2019: 12 %, 2020: 10.714 %" \
     json '(.points | length) == 2 and (.points[0].rate - 12 | fabs) < 1e-9 and (.points[1].rate - 10.714285714 | fabs) < 1e-6'
 
+step "Vintages of $SERIES: 2020 first released at 290, revised to 310"
+rpc tradewatch.v1.ReportingService/QuerySeriesVintages "{\"indicator\": \"$SERIES\", \"start_period\": \"2019\"}"
+check "2019 unrevised; 2020 first 290, latest 310, revision 20" \
+    json '(.points | length) == 2 and (.points[0].revised // false) == false and .points[1].firstReleaseValue == "290" and .points[1].latestValue == "310" and .points[1].revision == "20" and .points[1].revised == true and .vintageCount == 2'
+rpc tradewatch.v1.ReportingService/ListSeriesVintages "{\"indicator\": \"$SERIES\"}"
+check "two vintages, oldest first: the first load (3 periods) and the revision (2020)" \
+    json "(.vintages | length) == 2 and .vintages[0].time == \"$FIRST_KNOWN\" and .vintages[0].periodsChanged == 3 and .vintages[1].periods == [\"2020\"]"
+
 step "GetProgramScorecard $PROGRAM"
 rpc tradewatch.v1.ReportingService/GetProgramScorecard "{\"name\": \"$PROGRAM\"}"
 check "7 development areas, the first by position" \

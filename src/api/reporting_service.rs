@@ -18,6 +18,7 @@ use crate::domain::reporting::{
     self, Conversion, Point, Progress, ProgressStatus, RateUsed, Rolled, TargetFacts, Transform,
     Transformed, scale,
 };
+use crate::domain::vintages::{self, Reach};
 use crate::domain::{Frequency, Invalid, Period, Violations, codes};
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -209,6 +210,249 @@ fn float_text(f: f64) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// Vintages per page when a request says 0.
+const DEFAULT_VINTAGES_PAGE: i64 = 500;
+/// Most vintages per page.
+const MAX_VINTAGES_PAGE: i64 = 10_000;
+
+/// An optional period of a request: `Some(None)` when empty, `None` when invalid.
+fn optional_period(v: &mut Violations, field: &str, text: &str) -> Option<Option<Period>> {
+    if text.is_empty() {
+        Some(None)
+    } else {
+        v.check(field, Period::parse(text)).map(Some)
+    }
+}
+
+/// The transform a response names: the request's, level when unspecified.
+fn wire_transform(transform: i32) -> i32 {
+    if transform == 0 {
+        pb::Transform::Level as i32
+    } else {
+        transform
+    }
+}
+
+/// A transformed value as `(value, rate)` on the wire.
+fn wire_value(value: Transformed) -> (String, Option<f64>) {
+    match value {
+        Transformed::Exact(d) => (text(&d), None),
+        Transformed::Rate(f) => (String::new(), Some(f)),
+        Transformed::Missing => (String::new(), None),
+    }
+}
+
+/// The inputs of a series report (QuerySeries, QuerySeriesVintages), checked.
+struct SeriesQuery {
+    name: IndicatorName,
+    start: Option<Period>,
+    end: Option<Period>,
+    to: Option<Frequency>,
+    /// The transform, on the cumulative view when `cumulative`.
+    transform: Transform,
+    /// A year-to-date transform: the January-to-period view.
+    cumulative: bool,
+    /// The currency and the exchange-rate indicator of a conversion.
+    conversion: Option<(String, IndicatorName)>,
+    when: Option<DateTime<Utc>>,
+}
+
+impl SeriesQuery {
+    /// Checks the fields that need no database: INVALID_ARGUMENT naming each bad one.
+    fn parse(
+        indicator: &str,
+        start_period: &str,
+        end_period: &str,
+        frequency: i32,
+        transform: i32,
+        as_of: &Option<prost_types::Timestamp>,
+        conversion: Option<&pb::CurrencyConversion>,
+    ) -> Result<Self, Status> {
+        let cumulative = matches!(
+            pb::Transform::try_from(transform),
+            Ok(pb::Transform::YearToDate
+                | pb::Transform::YearToDateChangeYearAgo
+                | pb::Transform::YearToDatePercentChangeYearAgo)
+        );
+        let mut v = Violations::new();
+        let name = v.check("indicator", IndicatorName::parse(indicator));
+        let start = optional_period(&mut v, "start_period", start_period);
+        let end = optional_period(&mut v, "end_period", end_period);
+        let to = v.check("frequency", frequency_from_proto(frequency));
+        let t = v.check("transform", transform_from_proto(transform));
+        let when = optional_time(&mut v, "as_of", as_of);
+        let conversion = check_conversion(&mut v, conversion);
+        if cumulative && matches!(conversion, Some(Some(_))) {
+            v.push(
+                "conversion",
+                "CONVERSION_OF_YEAR_TO_DATE",
+                "a year-to-date view cannot be converted at one period's rate; ask for the \
+                 converted per-period series instead",
+            );
+        }
+        let (name, start, end, to, transform, when, conversion) = finish(v, || {
+            Some((name?, start?, end?, to?, t?, when?, conversion?))
+        })?;
+        Ok(Self {
+            name,
+            start,
+            end,
+            to,
+            transform,
+            cumulative,
+            conversion,
+            when,
+        })
+    }
+
+    /// Reads the indicator (NOT_FOUND if there is none) and checks the fields that
+    /// depend on it; returns its key, itself and the output frequency.
+    async fn indicator(&self, snap: &mut Snapshot) -> Result<(i32, Indicator, Frequency), Status> {
+        let name = &self.name;
+        let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
+        let (key, ind) = found
+            .pop()
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let to = self.to.unwrap_or(ind.spec.frequency);
+        let mut v = Violations::new();
+        if to > ind.spec.frequency {
+            v.push(
+                "frequency",
+                "FINER_THAN_INDICATOR",
+                format!(
+                    "{name} is {}; it cannot be reported {}",
+                    ind.spec.frequency.describe(),
+                    to.describe()
+                ),
+            );
+        }
+        for (field, p) in [("start_period", self.start), ("end_period", self.end)] {
+            if let Some(p) = p.filter(|p| p.frequency() != to) {
+                v.push(
+                    field,
+                    "PERIOD_FREQUENCY_MISMATCH",
+                    format!("{p} is not {} like the output", to.describe()),
+                );
+            }
+        }
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && e.start_key() < s.start_key()
+        {
+            v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
+        }
+        if self.cumulative && ind.spec.aggregation != Aggregation::Sum {
+            v.push(
+                "transform",
+                "CUMULATIVE_NEEDS_SUM",
+                format!(
+                    "{name} is not a sum (AGGREGATION_SUM): its values do not accumulate from \
+                     January, so it has no year-to-date transform"
+                ),
+            );
+        }
+        finish(v, || Some(()))?;
+        Ok((key, ind, to))
+    }
+
+    /// The period texts of the indicator's figures to read: from a year before the
+    /// range (for year-ago transforms), from the start of that year (for year-to-date
+    /// figures), to the end of the range.
+    fn window(&self, ind: &Indicator) -> (Option<String>, Option<String>) {
+        let from = self
+            .start
+            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
+            .map(|y| {
+                Period::new(y.year(), ind.spec.frequency, 1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            });
+        let to = self.end.and_then(|e| {
+            let last_month = e.last_month();
+            let months = 12 / ind.spec.frequency.periods_per_year();
+            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
+                .map(|p| p.to_string())
+        });
+        (from, to)
+    }
+
+    /// True when the output period lies in the requested range.
+    fn keeps(&self, period: Period) -> bool {
+        self.start
+            .is_none_or(|s| period.start_key() >= s.start_key())
+            && self.end.is_none_or(|e| period.start_key() <= e.end_key())
+    }
+}
+
+/// One output period of a series: its roll-up, its transformed value and, with a
+/// currency conversion, the rate its value used.
+struct Answer {
+    rolled: Rolled,
+    value: Transformed,
+    rate: Option<RateUsed>,
+}
+
+/// A series' output periods with their transformed values, from an indicator's raw
+/// points: de-cumulated and rolled up to `to` ([`prepare`]) or cumulated from January
+/// ([`prepare_cumulative`]), converted into another currency at each period's rate
+/// when `conversion` is given, then transformed. CAGR is measured from the first
+/// period of the requested range, the periods before it having none. QuerySeries and
+/// every vintage of QuerySeriesVintages answer by it.
+fn series_answers(
+    points: &[Point],
+    indicator: &Indicator,
+    to: Frequency,
+    q: &SeriesQuery,
+    conversion: Option<&Conversion>,
+) -> Vec<Answer> {
+    let (t, start) = (q.transform, q.start);
+    let mut rolled = if q.cumulative {
+        prepare_cumulative(points, indicator, to)
+    } else {
+        prepare(points, indicator, to)
+    };
+    let mut rates: Vec<Option<RateUsed>> = vec![None; rolled.len()];
+    if let Some(c) = conversion {
+        for (r, used) in rolled.iter_mut().zip(rates.iter_mut()) {
+            if let Some(v) = r.value.take()
+                && let Some((converted, rate)) = c.convert(&indicator.spec.unit, &v, r.period)
+            {
+                r.value = Some(converted);
+                *used = Some(rate);
+            }
+        }
+    }
+    let series: Vec<Point> = rolled
+        .iter()
+        .map(|r| Point {
+            period: r.period,
+            value: r.value.clone(),
+        })
+        .collect();
+    let transformed = if t == Transform::CompoundAnnualGrowth {
+        let before = |p: &Point| start.is_some_and(|s| p.period.start_key() < s.start_key());
+        let from_start: Vec<Point> = series.iter().filter(|p| !before(p)).cloned().collect();
+        let mut all: Vec<(Period, Transformed)> = series
+            .iter()
+            .filter(|p| before(p))
+            .map(|p| (p.period, Transformed::Missing))
+            .collect();
+        all.extend(reporting::transform(&from_start, t));
+        all
+    } else {
+        reporting::transform(&series, t)
+    };
+    rolled
+        .into_iter()
+        .zip(rates)
+        .zip(transformed)
+        .map(|((rolled, rate), (_, value))| Answer {
+            rolled,
+            value,
+            rate,
+        })
+        .collect()
 }
 
 /// Assesses a target from its indicator's points.
@@ -461,68 +705,232 @@ impl ReportingService for ReportingApi {
             end_period,
             frequency,
             transform,
-            as_of: when,
+            as_of,
             conversion,
         } = request.into_inner();
-        let cumulative = matches!(
-            pb::Transform::try_from(transform),
-            Ok(pb::Transform::YearToDate
-                | pb::Transform::YearToDateChangeYearAgo
-                | pb::Transform::YearToDatePercentChangeYearAgo)
+        let q = SeriesQuery::parse(
+            &indicator,
+            &start_period,
+            &end_period,
+            frequency,
+            transform,
+            &as_of,
+            conversion.as_ref(),
+        )?;
+        let mut snap = self.ctx.snapshot(q.when).await?;
+        let (key, ind, to) = q.indicator(&mut snap).await?;
+        let (from, to_text) = q.window(&ind);
+        let mut points = snap
+            .points(&[key], from.as_deref(), to_text.as_deref())
+            .await?;
+        let points = points.remove(&key).unwrap_or_default();
+        let mut unit = ind.spec.unit.clone();
+        let mut converted_from = String::new();
+        let conversion = match &q.conversion {
+            Some((currency, rate)) => {
+                let c = load_conversion(&mut snap, currency, rate).await?;
+                let needed = c.applies(&ind.spec.unit).map_err(|why| {
+                    invalid(
+                        "conversion.currency",
+                        "EXCHANGE_RATE_MISMATCH",
+                        format!("{} is in {}: {why}", q.name, ind.spec.unit),
+                    )
+                })?;
+                if needed {
+                    converted_from = std::mem::replace(&mut unit, c.to.clone());
+                }
+                needed.then_some(c)
+            }
+            None => None,
+        };
+        let points = series_answers(&points, &ind, to, &q, conversion.as_ref())
+            .into_iter()
+            .filter(|a| q.keeps(a.rolled.period))
+            .map(|a| {
+                let (value, rate) = wire_value(a.value);
+                let r = a.rolled;
+                pb::SeriesPoint {
+                    period: r.period.to_string(),
+                    value,
+                    rate,
+                    partial: r.partial(),
+                    parts: r.parts as i32,
+                    expected_parts: r.expected as i32,
+                    exchange_rate: a.rate.as_ref().map(rate_used),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::QuerySeriesResponse {
+            indicator: q.name.to_string(),
+            frequency: frequency_to_proto(to) as i32,
+            transform: wire_transform(transform),
+            unit,
+            unit_multiplier: ind.spec.unit_multiplier,
+            points,
+            as_of: Some(timestamp(snap.effective)),
+            converted_from,
+        }))
+    }
+
+    async fn query_series_vintages(
+        &self,
+        request: Request<pb::QuerySeriesVintagesRequest>,
+    ) -> Result<Response<pb::QuerySeriesVintagesResponse>, Status> {
+        let pb::QuerySeriesVintagesRequest {
+            indicator,
+            start_period,
+            end_period,
+            frequency,
+            transform,
+            as_of,
+        } = request.into_inner();
+        let q = SeriesQuery::parse(
+            &indicator,
+            &start_period,
+            &end_period,
+            frequency,
+            transform,
+            &as_of,
+            None,
+        )?;
+        let mut snap = self.ctx.snapshot(q.when).await?;
+        let (key, ind, to) = q.indicator(&mut snap).await?;
+        let (from, to_text) = q.window(&ind);
+        let versions = snap
+            .versions(key, from.as_deref(), to_text.as_deref())
+            .await?;
+        let reach = Reach {
+            to,
+            // A change reaches the rest of its year in a year-to-date indicator and in
+            // any cumulative view.
+            year_to_date: ind.spec.year_to_date || q.cumulative,
+            lag: match q.transform {
+                Transform::Level => Some(0),
+                Transform::Change | Transform::PercentChange => Some(1),
+                Transform::ChangeYearAgo | Transform::PercentChangeYearAgo => {
+                    Some(i64::from(to.periods_per_year()))
+                }
+                Transform::CompoundAnnualGrowth => None,
+            },
+        };
+        let replayed = vintages::replay(
+            &versions,
+            reach,
+            |points| {
+                series_answers(points, &ind, to, &q, None)
+                    .into_iter()
+                    .map(|a| (a.rolled, a.value))
+                    .collect()
+            },
+            |p| q.keeps(p),
         );
+        let points = replayed
+            .points
+            .into_iter()
+            .map(|p| {
+                let (first, first_time) = match p.first {
+                    Some((v, t)) => (v, Some(timestamp(t))),
+                    None => (Transformed::Missing, None),
+                };
+                let (revision, revision_rate) = match (&first, &p.latest.value) {
+                    (Transformed::Exact(a), Transformed::Exact(b)) => (text(&(b - a)), None),
+                    (Transformed::Rate(a), Transformed::Rate(b)) => (String::new(), Some(b - a)),
+                    _ => (String::new(), None),
+                };
+                let revised = first_time.is_some() && first != p.latest.value;
+                let (first_release_value, first_release_rate) = wire_value(first);
+                let partial = p.latest.parts < p.latest.expected;
+                let (latest_value, latest_rate) = wire_value(p.latest.value);
+                pb::SeriesVintagePoint {
+                    period: p.period.to_string(),
+                    first_release_value,
+                    first_release_rate,
+                    first_release_time: first_time,
+                    latest_value,
+                    latest_rate,
+                    latest_time: p.latest_time.map(timestamp),
+                    revision,
+                    revision_rate,
+                    revised,
+                    partial,
+                    parts: p.latest.parts as i32,
+                    expected_parts: p.latest.expected as i32,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::QuerySeriesVintagesResponse {
+            indicator: q.name.to_string(),
+            frequency: frequency_to_proto(to) as i32,
+            transform: wire_transform(transform),
+            unit: ind.spec.unit.clone(),
+            unit_multiplier: ind.spec.unit_multiplier,
+            points,
+            vintage_count: i32::try_from(replayed.count).unwrap_or(i32::MAX),
+            as_of: Some(timestamp(snap.effective)),
+        }))
+    }
+
+    async fn list_series_vintages(
+        &self,
+        request: Request<pb::ListSeriesVintagesRequest>,
+    ) -> Result<Response<pb::ListSeriesVintagesResponse>, Status> {
+        let pb::ListSeriesVintagesRequest {
+            indicator,
+            start_period,
+            end_period,
+            as_of,
+            page_size,
+            page_token,
+        } = request.into_inner();
         let mut v = Violations::new();
         let name = v.check("indicator", IndicatorName::parse(&indicator));
-        let start = if start_period.is_empty() {
-            Some(None)
-        } else {
-            v.check("start_period", Period::parse(&start_period))
-                .map(Some)
+        let start = optional_period(&mut v, "start_period", &start_period);
+        let end = optional_period(&mut v, "end_period", &end_period);
+        let when = optional_time(&mut v, "as_of", &as_of);
+        let (name, start, end, when) = finish(v, || Some((name?, start?, end?, when?)))?;
+        let fingerprint =
+            format!("ListSeriesVintages {name} {start_period} {end_period} {as_of:?}");
+        let page = self.ctx.page_tokens.page_sized(
+            &fingerprint,
+            page_size,
+            &page_token,
+            DEFAULT_VINTAGES_PAGE,
+            MAX_VINTAGES_PAGE,
+        )?;
+        // The token carries the last vintage and the instant of the first page, so that
+        // every page of one listing is cut at the same instant.
+        let (after, when) = match page.after.as_deref() {
+            None => (None, when),
+            Some(key) => {
+                let bad = || {
+                    Status::from(Error::invalid(
+                        "page_token",
+                        "INVALID_PAGE_TOKEN",
+                        "bad page token",
+                    ))
+                };
+                let (last, until) = key.split_once('@').ok_or_else(bad)?;
+                let micros = |s: &str| {
+                    s.parse::<i64>()
+                        .ok()
+                        .and_then(DateTime::from_timestamp_micros)
+                        .ok_or_else(bad)
+                };
+                (Some(micros(last)?), Some(micros(until)?))
+            }
         };
-        let end = if end_period.is_empty() {
-            Some(None)
-        } else {
-            v.check("end_period", Period::parse(&end_period)).map(Some)
-        };
-        let to = v.check("frequency", frequency_from_proto(frequency));
-        let t = v.check("transform", transform_from_proto(transform));
-        let when = optional_time(&mut v, "as_of", &when);
-        let conversion = check_conversion(&mut v, conversion.as_ref());
-        if cumulative && matches!(conversion, Some(Some(_))) {
-            v.push(
-                "conversion",
-                "CONVERSION_OF_YEAR_TO_DATE",
-                "a year-to-date view cannot be converted at one period's rate; ask for the \
-                 converted per-period series instead",
-            );
-        }
-        let (name, start, end, to, t, when, conversion) = finish(v, || {
-            Some((name?, start?, end?, to?, t?, when?, conversion?))
-        })?;
-
         let mut snap = self.ctx.snapshot(when).await?;
         let mut found = indicators::get_many(snap.conn(), &[name.0.as_str()]).await?;
         let (key, ind) = found
             .pop()
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let to = to.unwrap_or(ind.spec.frequency);
         let mut v = Violations::new();
-        if to > ind.spec.frequency {
-            v.push(
-                "frequency",
-                "FINER_THAN_INDICATOR",
-                format!(
-                    "{name} is {}; it cannot be reported {}",
-                    ind.spec.frequency.describe(),
-                    to.describe()
-                ),
-            );
-        }
         for (field, p) in [("start_period", start), ("end_period", end)] {
-            if let Some(p) = p.filter(|p| p.frequency() != to) {
+            if let Some(p) = p.filter(|p| p.frequency() != ind.spec.frequency) {
                 v.push(
                     field,
                     "PERIOD_FREQUENCY_MISMATCH",
-                    format!("{p} is not {} like the output", to.describe()),
+                    format!("{p} is not {} like {name}", ind.spec.frequency.describe()),
                 );
             }
         }
@@ -531,128 +939,40 @@ impl ReportingService for ReportingApi {
         {
             v.push("end_period", "BEFORE_START", format!("{e} is before {s}"));
         }
-        if cumulative && ind.spec.aggregation != Aggregation::Sum {
-            v.push(
-                "transform",
-                "CUMULATIVE_NEEDS_SUM",
-                format!(
-                    "{name} is not a sum (AGGREGATION_SUM): its values do not accumulate from \
-                     January, so it has no year-to-date transform"
-                ),
-            );
-        }
         finish(v, || Some(()))?;
-        // Read from a year before the range (for year-ago transforms), from the start
-        // of that year (for year-to-date figures).
-        let from = start
-            .and_then(|s| Period::new(s.year() - 1, Frequency::Annual, 1))
-            .map(|y| {
-                Period::new(y.year(), ind.spec.frequency, 1)
-                    .map(|p| p.to_string())
-                    .unwrap_or_default()
-            });
-        let to_text = end.and_then(|e| {
-            let last_month = e.last_month();
-            let months = 12 / ind.spec.frequency.periods_per_year();
-            Period::new(e.year(), ind.spec.frequency, (last_month - 1) / months + 1)
-                .map(|p| p.to_string())
-        });
-        let mut points = snap
-            .points(&[key], from.as_deref(), to_text.as_deref())
+        let (from, to) = (start.map(|p| p.to_string()), end.map(|p| p.to_string()));
+        let until = snap.effective;
+        let mut rows = snap
+            .vintages(
+                key,
+                from.as_deref(),
+                to.as_deref(),
+                until,
+                after,
+                page.fetch_limit(),
+            )
             .await?;
-        let points = points.remove(&key).unwrap_or_default();
-        let mut rolled = if cumulative {
-            prepare_cumulative(&points, &ind, to)
-        } else {
-            prepare(&points, &ind, to)
-        };
-        // Each period's value at its own rate (or a longer period's containing it).
-        let mut rates: Vec<Option<RateUsed>> = vec![None; rolled.len()];
-        let mut unit = ind.spec.unit.clone();
-        let mut converted_from = String::new();
-        if let Some((currency, rate)) = &conversion {
-            let c = load_conversion(&mut snap, currency, rate).await?;
-            let needed = c.applies(&ind.spec.unit).map_err(|why| {
-                invalid(
-                    "conversion.currency",
-                    "EXCHANGE_RATE_MISMATCH",
-                    format!("{name} is in {}: {why}", ind.spec.unit),
-                )
-            })?;
-            if needed {
-                for (r, used) in rolled.iter_mut().zip(rates.iter_mut()) {
-                    if let Some(v) = r.value.take() {
-                        if let Some((cv, u)) = c.convert(&ind.spec.unit, &v, r.period) {
-                            r.value = Some(cv);
-                            *used = Some(u);
-                        }
-                    }
-                }
-                converted_from = std::mem::replace(&mut unit, c.to.clone());
-            }
-        }
-        let series: Vec<Point> = rolled
-            .iter()
-            .map(|r| Point {
-                period: r.period,
-                value: r.value.clone(),
-            })
-            .collect();
-        // CAGR is measured from the first period of the requested range.
-        let transformed = if t == Transform::CompoundAnnualGrowth {
-            let from_start: Vec<Point> = series
-                .iter()
-                .filter(|p| start.is_none_or(|s| p.period.start_key() >= s.start_key()))
-                .cloned()
-                .collect();
-            let mut all: Vec<(Period, Transformed)> = series
-                .iter()
-                .filter(|p| start.is_some_and(|s| p.period.start_key() < s.start_key()))
-                .map(|p| (p.period, Transformed::Missing))
-                .collect();
-            all.extend(reporting::transform(&from_start, t));
-            all
-        } else {
-            reporting::transform(&series, t)
-        };
-        let points = rolled
-            .iter()
-            .zip(rates)
-            .zip(transformed)
-            .filter(|((r, _), _)| {
-                start.is_none_or(|s| r.period.start_key() >= s.start_key())
-                    && end.is_none_or(|e| r.period.start_key() <= e.end_key())
-            })
-            .map(|((r, used), (_, value))| {
-                let (value, rate) = match value {
-                    Transformed::Exact(d) => (text(&d), None),
-                    Transformed::Rate(f) => (String::new(), Some(f)),
-                    Transformed::Missing => (String::new(), None),
-                };
-                pb::SeriesPoint {
-                    period: r.period.to_string(),
-                    value,
-                    rate,
-                    partial: r.partial(),
-                    parts: r.parts as i32,
-                    expected_parts: r.expected as i32,
-                    exchange_rate: used.as_ref().map(rate_used),
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::QuerySeriesResponse {
-            indicator: name.to_string(),
-            frequency: frequency_to_proto(to) as i32,
-            transform: if transform == 0 {
-                pb::Transform::Level as i32
-            } else {
-                transform
-            },
-            unit,
-            unit_multiplier: ind.spec.unit_multiplier,
-            points,
-            as_of: Some(timestamp(snap.effective)),
-            converted_from,
+        let until_us = until.timestamp_micros();
+        let next_page_token = self
+            .ctx
+            .page_tokens
+            .finish(&fingerprint, &page, &mut rows, |r| {
+                format!("{}@{until_us}", r.time.timestamp_micros())
+            });
+        let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::ListSeriesVintagesResponse {
+            vintages: rows
+                .into_iter()
+                .map(|r| pb::SeriesVintage {
+                    time: Some(timestamp(r.time)),
+                    versions: count(r.versions),
+                    periods_changed: count(r.changed),
+                    periods: r.periods,
+                    periods_deleted: count(r.deleted),
+                })
+                .collect(),
+            next_page_token,
+            as_of: Some(timestamp(until)),
         }))
     }
 

@@ -42,6 +42,8 @@ proto_names! {
     pb::Observation => "Observation",
     pb::ListObservationsResponse => "ListObservationsResponse",
     pb::ListObservationRevisionsResponse => "ListObservationRevisionsResponse",
+    pb::QuerySeriesVintagesResponse => "QuerySeriesVintagesResponse",
+    pb::ListSeriesVintagesResponse => "ListSeriesVintagesResponse",
 }
 
 fn pool() -> anyhow::Result<&'static DescriptorPool> {
@@ -138,5 +140,7 @@ mod tests {
         check::<pb::Observation>();
         check::<pb::ListObservationsResponse>();
         check::<pb::ListObservationRevisionsResponse>();
+        check::<pb::QuerySeriesVintagesResponse>();
+        check::<pb::ListSeriesVintagesResponse>();
     }
 }

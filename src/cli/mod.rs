@@ -85,7 +85,7 @@ pub enum OperatorCommand {
     Indicators(resources::IndicatorsArgs),
     /// Observations of an indicator: get, list, revisions, delete.
     Observations(observations::ObservationsArgs),
-    /// Reports: target progress, series, breakdowns, programme scorecards.
+    /// Reports: target progress, series, vintages, breakdowns, programme scorecards.
     Report(report::ReportArgs),
 }
 

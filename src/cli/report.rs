@@ -1,5 +1,5 @@
-//! `tradewatch report progress|series|breakdown|scorecard`: ReportingService as
-//! tables.
+//! `tradewatch report progress|series|vintages|vintage-list|breakdown|scorecard`:
+//! ReportingService as tables.
 
 use clap::{Args, Subcommand};
 
@@ -15,6 +15,10 @@ use crate::proto::v1::reporting_service_client::ReportingServiceClient;
 
 /// Widest title in a report table.
 const TITLE_WIDTH: usize = 60;
+/// Vintages asked for per page.
+const MAX_PAGE: u32 = 1000;
+/// Changed periods a vintage-list row names at most.
+const PERIODS_SHOWN: usize = 6;
 
 /// `tradewatch report`.
 #[derive(Debug, Args)]
@@ -66,6 +70,41 @@ pub enum ReportCommand {
         /// Transform (default: level).
         #[arg(long, value_enum)]
         transform: Option<TransformArg>,
+    },
+    /// An indicator's series as first released and as latest known, with the revision
+    /// per period (rolled up and transformed as `series` does).
+    Vintages {
+        /// The indicator (id or name).
+        #[arg(long, value_name = "INDICATOR")]
+        indicator: String,
+        /// Output frequency, not finer than the indicator's (default: the indicator's).
+        #[arg(long, value_enum)]
+        frequency: Option<FrequencyArg>,
+        /// First period of the output (default: the first with data).
+        #[arg(long, value_name = "PERIOD")]
+        start: Option<String>,
+        /// Last period of the output, inclusive (default: the last with data).
+        #[arg(long, value_name = "PERIOD")]
+        end: Option<String>,
+        /// Transform (default: level).
+        #[arg(long, value_enum)]
+        transform: Option<TransformArg>,
+    },
+    /// The instants at which an indicator's figures changed (its vintages), oldest
+    /// first; each can be passed to --as-of.
+    VintageList {
+        /// The indicator (id or name).
+        #[arg(long, value_name = "INDICATOR")]
+        indicator: String,
+        /// Only changes of periods from this one (the indicator's frequency).
+        #[arg(long, value_name = "PERIOD")]
+        start: Option<String>,
+        /// Only changes of periods up to this one, inclusive.
+        #[arg(long, value_name = "PERIOD")]
+        end: Option<String>,
+        /// At most this many vintages, the oldest (default: all, fetched page by page).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
     },
     /// For one period, the matching indicators grouped by a dimension, with shares.
     Breakdown {
@@ -183,6 +222,82 @@ pub async fn run(args: ReportArgs) -> Outcome {
                 emit(&to_json(&r)?)
             } else {
                 emit(&series_text(&r))
+            }
+        }
+        ReportCommand::Vintages {
+            indicator,
+            frequency,
+            start,
+            end,
+            transform,
+        } => {
+            let request = pb::QuerySeriesVintagesRequest {
+                indicator: indicator_name(&indicator),
+                start_period: start.unwrap_or_default(),
+                end_period: end.unwrap_or_default(),
+                frequency: frequency.map_or(0, |f| pb::Frequency::from(f) as i32),
+                transform: transform.map_or(0, |t| pb::Transform::from(t) as i32),
+                as_of,
+            };
+            let r = client(&args.client)
+                .await?
+                .query_series_vintages(request)
+                .await?
+                .into_inner();
+            if json {
+                emit(&to_json(&r)?)
+            } else {
+                emit(&vintages_text(&r))
+            }
+        }
+        ReportCommand::VintageList {
+            indicator,
+            start,
+            end,
+            limit,
+        } => {
+            let mut client = client(&args.client).await?;
+            let mut request = pb::ListSeriesVintagesRequest {
+                indicator: indicator_name(&indicator),
+                start_period: start.unwrap_or_default(),
+                end_period: end.unwrap_or_default(),
+                as_of,
+                page_size: 0,
+                page_token: String::new(),
+            };
+            // Every page, or the first `limit` vintages; the answer is as of the first
+            // page's instant (every page is cut there).
+            let mut vintages = Vec::new();
+            let mut first_as_of = None;
+            loop {
+                let want = limit.map_or(MAX_PAGE, |l| (l - vintages.len() as u32).min(MAX_PAGE));
+                request.page_size = want as i32;
+                let r = client
+                    .list_series_vintages(request.clone())
+                    .await?
+                    .into_inner();
+                first_as_of = first_as_of.or(r.as_of);
+                vintages.extend(r.vintages);
+                if let Some(l) = limit {
+                    vintages.truncate(l as usize);
+                    if vintages.len() as u32 >= l {
+                        break;
+                    }
+                }
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = r.next_page_token;
+            }
+            let response = pb::ListSeriesVintagesResponse {
+                vintages,
+                next_page_token: String::new(),
+                as_of: first_as_of,
+            };
+            if json {
+                emit(&to_json(&response)?)
+            } else {
+                emit(&vintage_list_text(&request.indicator, &response))
             }
         }
         ReportCommand::Breakdown {
@@ -348,6 +463,110 @@ pub fn series_text(r: &pb::QuerySeriesResponse) -> String {
             },
             format!("{}/{}", p.parts, p.expected_parts),
             if p.partial { "partial" } else { "" }.to_owned(),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// A vintage's instant to the microsecond (the database's precision), always with six
+/// decimals so that columns line up and the text can be passed to --as-of as it is.
+fn instant(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// A series' vintages: a heading line, then a row per period with its first release
+/// and its latest value, when each became known, and the revision.
+pub fn vintages_text(r: &pb::QuerySeriesVintagesResponse) -> String {
+    let rate = is_rate(r.transform);
+    let mut out = format!(
+        "{}: {}, {}, {}, {} vintages, as of {}\n",
+        r.indicator,
+        if rate {
+            "percent".to_owned()
+        } else {
+            values::unit(&r.unit, r.unit_multiplier)
+        },
+        values::frequency(r.frequency),
+        values::transform(r.transform),
+        r.vintage_count,
+        values::time(&r.as_of)
+    );
+    let mut t = Table::new([
+        "PERIOD",
+        "FIRST RELEASE",
+        "FIRST KNOWN",
+        "LATEST",
+        "LATEST KNOWN",
+        "REVISION",
+        "PARTS",
+        "",
+    ])
+    .right(&[1, 3, 5, 6]);
+    let shown = |value: &str, rate_value: Option<f64>| {
+        if rate {
+            rate_value.map(|r| format!("{r:.2}")).unwrap_or_default()
+        } else {
+            value.to_owned()
+        }
+    };
+    for p in &r.points {
+        let mut flags = Vec::new();
+        if p.revised {
+            flags.push("revised");
+        }
+        if p.partial {
+            flags.push("partial");
+        }
+        t.row([
+            p.period.clone(),
+            shown(&p.first_release_value, p.first_release_rate),
+            instant(&p.first_release_time),
+            shown(&p.latest_value, p.latest_rate),
+            instant(&p.latest_time),
+            if rate {
+                p.revision_rate
+                    .map(|r| format!("{r:+.2} pp"))
+                    .unwrap_or_default()
+            } else {
+                p.revision.clone()
+            },
+            format!("{}/{}", p.parts, p.expected_parts),
+            flags.join(", "),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// An indicator's vintages: a heading line, then a row per vintage.
+pub fn vintage_list_text(indicator: &str, r: &pb::ListSeriesVintagesResponse) -> String {
+    let mut out = format!(
+        "{indicator}: {} vintages, as of {}\n",
+        r.vintages.len(),
+        values::time(&r.as_of)
+    );
+    let mut t = Table::new(["TIME", "VERSIONS", "CHANGED", "DELETED", "PERIODS"]).right(&[1, 2, 3]);
+    for v in &r.vintages {
+        let mut periods = v
+            .periods
+            .iter()
+            .take(PERIODS_SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if v.periods_changed as usize > PERIODS_SHOWN {
+            periods.push_str(", …");
+        }
+        t.row([
+            instant(&v.time),
+            v.versions.to_string(),
+            v.periods_changed.to_string(),
+            v.periods_deleted.to_string(),
+            periods,
         ]);
     }
     out.push_str(&t.render());

@@ -159,6 +159,15 @@ mod tests {
             r("/tradewatch.v1.ReportingService/QuerySeries"),
             Some(Role::Viewer)
         );
+        // Vintages are reads like the other reports.
+        assert_eq!(
+            r("/tradewatch.v1.ReportingService/QuerySeriesVintages"),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            r("/tradewatch.v1.ReportingService/ListSeriesVintages"),
+            Some(Role::Viewer)
+        );
         assert_eq!(
             r("/tradewatch.v1.ProgramService/DeleteProgram"),
             Some(Role::Editor)

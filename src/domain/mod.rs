@@ -16,6 +16,7 @@ pub mod period;
 pub mod program;
 pub mod reporting;
 pub mod text;
+pub mod vintages;
 
 pub use decimal::Decimal;
 pub use names::ResourceId;

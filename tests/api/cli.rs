@@ -1881,3 +1881,134 @@ async fn export_takes_start_and_end_and_still_the_old_spelling() {
         assert!(r.ok().contains(verb), "{}", r.stdout);
     }
 }
+
+#[tokio::test]
+async fn report_vintages_and_vintage_list() {
+    let mut app = spawn_app().await;
+    chongqing_offshore(&mut app).await;
+    // The 2020 figure revised from 22.8 down to 22.6.
+    let revised = app
+        .observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
+            observations: vec![pb::Observation {
+                name: "indicators/offshore/observations/2020".into(),
+                value: "22.6".into(),
+                status: pb::observation::Status::Normal as i32,
+                ..Default::default()
+            }],
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let t2 = revised.observations[0].known_from.unwrap();
+
+    let list = run(&app, &["report", "vintage-list", "--indicator", "offshore"]).await;
+    let text = list.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("indicators/offshore: 2 vintages, as of "),
+        "{text}"
+    );
+    assert_eq!(
+        cells(lines[1]),
+        vec!["TIME", "VERSIONS", "CHANGED", "DELETED", "PERIODS"]
+    );
+    assert_eq!(&cells(lines[2])[1..], &["3", "3", "0", "2018, 2019, 2020"]);
+    assert_eq!(&cells(lines[3])[1..], &["1", "1", "0", "2020"]);
+    // The listed instant, to the microsecond, is the revision's.
+    let second = chrono::DateTime::parse_from_rfc3339(cells(lines[3])[0]).unwrap();
+    assert_eq!(
+        (second.timestamp(), second.timestamp_subsec_nanos() as i32),
+        (t2.seconds, t2.nanos)
+    );
+    let first = cells(lines[2])[0].to_owned();
+
+    // 2020: 22.8 first, 22.6 latest, revision −0.2.
+    let v = run(&app, &["report", "vintages", "--indicator", "offshore"]).await;
+    let text = v.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("indicators/offshore: 10^8 USD, annual, level, 2 vintages, as of "),
+        "{text}"
+    );
+    let row = cells(lines[4]);
+    assert_eq!(
+        (row[0], row[1], row[2], row[3], row[5], row[6], row[7]),
+        (
+            "2020",
+            "22.8",
+            first.as_str(),
+            "22.6",
+            "-0.2",
+            "1/1",
+            "revised"
+        )
+    );
+    assert_eq!(cells(lines[2])[5], "0");
+
+    // Percent change: 22.8 / 20.6 − 1 = 10.68 % first, 22.6 / 20.6 − 1 = 9.71 % latest:
+    // −0.97 percentage points.
+    let g = run(
+        &app,
+        &[
+            "report",
+            "vintages",
+            "--indicator",
+            "offshore",
+            "--transform",
+            "percent-change",
+            "--start",
+            "2020",
+            "--json",
+        ],
+    )
+    .await;
+    let j = json(g.ok());
+    let p = &j["points"][0];
+    assert_eq!(p["period"], "2020");
+    assert!((p["firstReleaseRate"].as_f64().unwrap() - 10.679_611_650_485).abs() < 1e-6);
+    assert!((p["latestRate"].as_f64().unwrap() - 9.708_737_864_078).abs() < 1e-6);
+    assert!((p["revisionRate"].as_f64().unwrap() + 0.970_873_786_408).abs() < 1e-6);
+    assert_eq!(j["vintageCount"], 2);
+
+    // The first vintage's instant as --as-of: the series as first released.
+    let then = run(
+        &app,
+        &[
+            "report",
+            "series",
+            "--indicator",
+            "offshore",
+            "--as-of",
+            &first,
+        ],
+    )
+    .await;
+    assert!(then.ok().ends_with(
+        "PERIOD  VALUE  PARTS\n\
+         2018     21.5    1/1\n\
+         2019     20.6    1/1\n\
+         2020     22.8    1/1\n"
+    ));
+    // --limit and --json.
+    let one = json(
+        run(
+            &app,
+            &[
+                "report",
+                "vintage-list",
+                "--indicator",
+                "offshore",
+                "--limit",
+                "1",
+                "--json",
+            ],
+        )
+        .await
+        .ok(),
+    );
+    assert_eq!(one["vintages"].as_array().unwrap().len(), 1);
+    assert_eq!(one["vintages"][0]["periodsChanged"], 3);
+}

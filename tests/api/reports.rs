@@ -1980,3 +1980,652 @@ async fn a_target_still_to_come_is_judged_by_its_path() {
          the target"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// QuerySeriesVintages and ListSeriesVintages
+
+impl Clients {
+    async fn vintages(
+        &mut self,
+        req: pb::QuerySeriesVintagesRequest,
+    ) -> pb::QuerySeriesVintagesResponse {
+        self.reports
+            .query_series_vintages(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("QuerySeriesVintages {req:?}: {e:?}"))
+            .into_inner()
+    }
+
+    async fn vintage_list(
+        &mut self,
+        req: pb::ListSeriesVintagesRequest,
+    ) -> pb::ListSeriesVintagesResponse {
+        self.reports
+            .list_series_vintages(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("ListSeriesVintages {req:?}: {e:?}"))
+            .into_inner()
+    }
+
+    /// Writes like [`Clients::write`] and returns the write's instant (its versions'
+    /// `known_from`).
+    async fn write_at(&mut self, id: &str, values: &[(&str, &str)]) -> prost_types::Timestamp {
+        let written = self.write(id, values).await;
+        let t = written[0].known_from.expect("known_from");
+        assert!(written.iter().all(|o| o.known_from == Some(t)));
+        t
+    }
+}
+
+fn vintages_request(id: &str) -> pb::QuerySeriesVintagesRequest {
+    pb::QuerySeriesVintagesRequest {
+        indicator: format!("indicators/{id}"),
+        ..Default::default()
+    }
+}
+
+fn list_request(id: &str) -> pb::ListSeriesVintagesRequest {
+    pb::ListSeriesVintagesRequest {
+        indicator: format!("indicators/{id}"),
+        ..Default::default()
+    }
+}
+
+fn vintage_point<'a>(
+    r: &'a pb::QuerySeriesVintagesResponse,
+    period: &str,
+) -> &'a pb::SeriesVintagePoint {
+    r.points
+        .iter()
+        .find(|p| p.period == period)
+        .unwrap_or_else(|| panic!("no point {period} in {:?}", r.points))
+}
+
+/// `(period, first release, latest, revision, revised)` of each point.
+fn releases(r: &pb::QuerySeriesVintagesResponse) -> Vec<(&str, &str, &str, &str, bool)> {
+    r.points
+        .iter()
+        .map(|p| {
+            (
+                p.period.as_str(),
+                p.first_release_value.as_str(),
+                p.latest_value.as_str(),
+                p.revision.as_str(),
+                p.revised,
+            )
+        })
+        .collect()
+}
+
+/// Three writes of a monthly sum: t1 publishes 2019 (month × 10) and 2020-M01 15,
+/// 2020-M02 25; t2 publishes 2020-M03 35 and revises 2019-M03 30 → 33; t3 revises
+/// 2020-M01 15 → 18 and publishes 2020-M04 45.
+async fn three_vintages(c: &mut Clients, id: &str) -> [prost_types::Timestamp; 3] {
+    let mut first: Vec<(String, String)> = (1..=12)
+        .map(|m| (format!("2019-M{m:02}"), (m * 10).to_string()))
+        .collect();
+    first.push(("2020-M01".into(), "15".into()));
+    first.push(("2020-M02".into(), "25".into()));
+    let pairs: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_str()))
+        .collect();
+    let t1 = c.write_at(id, &pairs).await;
+    let t2 = c
+        .write_at(id, &[("2020-M03", "35"), ("2019-M03", "33")])
+        .await;
+    let t3 = c
+        .write_at(id, &[("2020-M01", "18"), ("2020-M04", "45")])
+        .await;
+    [t1, t2, t3]
+}
+
+#[tokio::test]
+async fn vintages_first_release_latest_and_revision_per_month() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "vintage-m", monthly).await;
+    let [t1, t2, t3] = three_vintages(&mut c, "vintage-m").await;
+
+    let r = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            start_period: "2019-M02".into(),
+            ..vintages_request("vintage-m")
+        })
+        .await;
+    assert_eq!((r.unit.as_str(), r.unit_multiplier), ("USD", 8));
+    assert_eq!(r.frequency, pb::Frequency::Monthly as i32);
+    assert_eq!(r.transform, pb::Transform::Level as i32);
+    assert_eq!(r.vintage_count, 3);
+    // 2019-M02 .. 2020-M04: 11 + 4 periods.
+    assert_eq!(r.points.len(), 15);
+    let rows = releases(&r);
+    assert_eq!(rows[0], ("2019-M02", "20", "20", "0", false));
+    // Revised 30 → 33 at t2: revision 3.
+    assert_eq!(rows[1], ("2019-M03", "30", "33", "3", true));
+    let m3 = vintage_point(&r, "2019-M03");
+    assert_eq!(
+        (m3.first_release_time, m3.latest_time),
+        (Some(t1), Some(t2))
+    );
+    // 2020-M01: 15 at t1, 18 at t3.
+    assert_eq!(rows[11], ("2020-M01", "15", "18", "3", true));
+    let jan = vintage_point(&r, "2020-M01");
+    assert_eq!(
+        (jan.first_release_time, jan.latest_time),
+        (Some(t1), Some(t3))
+    );
+    // 2020-M02 never revised: latest known since t1.
+    let feb = vintage_point(&r, "2020-M02");
+    assert_eq!(
+        (
+            feb.first_release_value.as_str(),
+            feb.latest_value.as_str(),
+            feb.revised
+        ),
+        ("25", "25", false)
+    );
+    assert_eq!(feb.latest_time, Some(t1));
+    assert_eq!(rows[13], ("2020-M03", "35", "35", "0", false));
+    assert_eq!(vintage_point(&r, "2020-M03").first_release_time, Some(t2));
+    assert_eq!(rows[14], ("2020-M04", "45", "45", "0", false));
+    assert_eq!(vintage_point(&r, "2020-M04").first_release_time, Some(t3));
+    assert!(r.points.iter().all(|p| !p.partial && p.parts == 1));
+
+    // The latest equals QuerySeries now.
+    let now = c
+        .series(pb::QuerySeriesRequest {
+            start_period: "2019-M02".into(),
+            ..series_request("vintage-m")
+        })
+        .await;
+    let latest: Vec<(&str, &str)> = r
+        .points
+        .iter()
+        .map(|p| (p.period.as_str(), p.latest_value.as_str()))
+        .collect();
+    assert_eq!(latest, values(&now));
+
+    // Change on a year earlier, first released: 2020-M01 = 15 − 10 = 5 at t1; latest
+    // 18 − 10 = 8 (t3). 2020-M03 is first released at t2, when 2019-M03 is already
+    // revised to 33: 35 − 33 = 2 (not 35 − 30).
+    let change = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            transform: pb::Transform::ChangeYearAgo as i32,
+            start_period: "2020-M01".into(),
+            ..vintages_request("vintage-m")
+        })
+        .await;
+    assert_eq!(
+        releases(&change),
+        vec![
+            ("2020-M01", "5", "8", "3", true),
+            ("2020-M02", "5", "5", "0", false),
+            ("2020-M03", "2", "2", "0", false),
+            ("2020-M04", "5", "5", "0", false),
+        ]
+    );
+
+    // As of t2: t3 is not known yet; 2020-M01's latest is its first release.
+    let at_t2 = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            as_of: Some(t2),
+            start_period: "2020-M01".into(),
+            ..vintages_request("vintage-m")
+        })
+        .await;
+    assert_eq!(at_t2.vintage_count, 2);
+    assert_eq!(at_t2.as_of, Some(t2));
+    assert_eq!(
+        releases(&at_t2),
+        vec![
+            ("2020-M01", "15", "15", "0", false),
+            ("2020-M02", "25", "25", "0", false),
+            ("2020-M03", "35", "35", "0", false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn vintages_of_a_quarterly_roll_up_and_a_first_release_growth_rate() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "vintage-q", monthly).await;
+    let [t1, t2, t3] = three_vintages(&mut c, "vintage-q").await;
+
+    let q = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            ..vintages_request("vintage-q")
+        })
+        .await;
+    assert_eq!(q.frequency, pb::Frequency::Quarterly as i32);
+    // 2019-Q1: 10 + 20 + 30 = 60 at t1, 10 + 20 + 33 = 63 at t2.
+    // 2019-Q2..Q4: 150, 240, 330 since t1.
+    // 2020-Q1: two months at t1 (no release); complete at t2: 15 + 25 + 35 = 75; at t3
+    // 18 + 25 + 35 = 78.
+    // 2020-Q2: April only: partial, never released.
+    assert_eq!(
+        releases(&q),
+        vec![
+            ("2019-Q1", "60", "63", "3", true),
+            ("2019-Q2", "150", "150", "0", false),
+            ("2019-Q3", "240", "240", "0", false),
+            ("2019-Q4", "330", "330", "0", false),
+            ("2020-Q1", "75", "78", "3", true),
+            ("2020-Q2", "", "", "", false),
+        ]
+    );
+    let q1 = vintage_point(&q, "2020-Q1");
+    assert_eq!(
+        q1.first_release_time,
+        Some(t2),
+        "released once March is known"
+    );
+    assert_eq!(q1.latest_time, Some(t3));
+    assert_eq!((q1.partial, q1.parts, q1.expected_parts), (false, 3, 3));
+    assert_eq!(vintage_point(&q, "2019-Q1").first_release_time, Some(t1));
+    let q2 = vintage_point(&q, "2020-Q2");
+    assert_eq!((q2.partial, q2.parts, q2.expected_parts), (true, 1, 3));
+    assert_eq!((q2.first_release_time, q2.latest_time), (None, None));
+
+    // Percent change on a year earlier, first released: 2020-Q1 at t2 against 2019-Q1
+    // as known at t2 (63, already revised): 75 / 63 − 1 = 19.047619 % (not 75 / 60 − 1
+    // = 25 %). Latest: 78 / 63 − 1 = 23.809524 %. Revision: 3 / 63 = 4.761905 pp.
+    let g = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            transform: pb::Transform::PercentChangeYearAgo as i32,
+            start_period: "2020-Q1".into(),
+            ..vintages_request("vintage-q")
+        })
+        .await;
+    assert_eq!(
+        g.points
+            .iter()
+            .map(|p| p.period.as_str())
+            .collect::<Vec<_>>(),
+        vec!["2020-Q1", "2020-Q2"]
+    );
+    let g1 = vintage_point(&g, "2020-Q1");
+    assert_close(
+        g1.first_release_rate,
+        75.0 / 63.0 * 100.0 - 100.0,
+        "first rate",
+    );
+    assert_close(g1.latest_rate, 78.0 / 63.0 * 100.0 - 100.0, "latest rate");
+    assert_close(g1.revision_rate, 3.0 / 63.0 * 100.0, "revision rate");
+    assert!(g1.revised);
+    assert_eq!(
+        (g1.first_release_value.as_str(), g1.revision.as_str()),
+        ("", "")
+    );
+    assert_eq!(
+        (g1.first_release_time, g1.latest_time),
+        (Some(t2), Some(t3))
+    );
+    let g2 = vintage_point(&g, "2020-Q2");
+    assert_eq!((g2.first_release_rate, g2.latest_rate), (None, None));
+
+    // The latest equals QuerySeries' answer.
+    let now = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            transform: pb::Transform::PercentChangeYearAgo as i32,
+            start_period: "2020-Q1".into(),
+            ..series_request("vintage-q")
+        })
+        .await;
+    assert_eq!(now.points[0].rate, g1.latest_rate);
+}
+
+#[tokio::test]
+async fn vintage_list_gives_the_write_instants_and_each_is_an_as_of() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "vintage-l", monthly).await;
+    let [t1, t2, t3] = three_vintages(&mut c, "vintage-l").await;
+
+    let list = c.vintage_list(list_request("vintage-l")).await;
+    assert_eq!(list.next_page_token, "");
+    let summary: Vec<(Option<prost_types::Timestamp>, i32, i32, i32)> = list
+        .vintages
+        .iter()
+        .map(|v| (v.time, v.versions, v.periods_changed, v.periods_deleted))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(t1), 14, 14, 0),
+            (Some(t2), 2, 2, 0),
+            (Some(t3), 2, 2, 0)
+        ]
+    );
+    assert_eq!(list.vintages[0].periods.len(), 14);
+    assert_eq!(list.vintages[0].periods[0], "2019-M01");
+    assert_eq!(list.vintages[0].periods[13], "2020-M02");
+    assert_eq!(list.vintages[1].periods, vec!["2019-M03", "2020-M03"]);
+    assert_eq!(list.vintages[2].periods, vec!["2020-M01", "2020-M04"]);
+
+    // Each listed instant, as QuerySeries' as_of, gives that vintage.
+    let quarters = |t: prost_types::Timestamp| pb::QuerySeriesRequest {
+        frequency: pb::Frequency::Quarterly as i32,
+        as_of: Some(t),
+        ..series_request("vintage-l")
+    };
+    let at = c.series(quarters(list.vintages[0].time.unwrap())).await;
+    // t1: 2019-Q1 = 60; 2020-Q1 has two months.
+    assert_eq!(
+        values(&at),
+        vec![
+            ("2019-Q1", "60"),
+            ("2019-Q2", "150"),
+            ("2019-Q3", "240"),
+            ("2019-Q4", "330"),
+            ("2020-Q1", ""),
+        ]
+    );
+    let at = c.series(quarters(list.vintages[1].time.unwrap())).await;
+    assert_eq!(values(&at)[0], ("2019-Q1", "63"));
+    assert_eq!(values(&at)[4], ("2020-Q1", "75"));
+    // A microsecond before t2 is still t1's vintage.
+    let before = c
+        .series(pb::QuerySeriesRequest {
+            as_of: just_before(&list.vintages[1].time),
+            ..quarters(t1)
+        })
+        .await;
+    assert_eq!(values(&before)[0], ("2019-Q1", "60"));
+    let at = c.series(quarters(list.vintages[2].time.unwrap())).await;
+    assert_eq!(values(&at)[4], ("2020-Q1", "78"));
+
+    // Period bounds, and as_of.
+    let bounded = c
+        .vintage_list(pb::ListSeriesVintagesRequest {
+            start_period: "2020-M01".into(),
+            end_period: "2020-M03".into(),
+            ..list_request("vintage-l")
+        })
+        .await;
+    let summary: Vec<(Option<prost_types::Timestamp>, i32, Vec<String>)> = bounded
+        .vintages
+        .iter()
+        .map(|v| (v.time, v.versions, v.periods.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(t1), 2, vec!["2020-M01".into(), "2020-M02".into()]),
+            (Some(t2), 1, vec!["2020-M03".into()]),
+            (Some(t3), 1, vec!["2020-M01".into()]),
+        ]
+    );
+    let until_t2 = c
+        .vintage_list(pb::ListSeriesVintagesRequest {
+            as_of: Some(t2),
+            ..list_request("vintage-l")
+        })
+        .await;
+    assert_eq!(until_t2.as_of, Some(t2));
+    assert_eq!(
+        until_t2.vintages.iter().map(|v| v.time).collect::<Vec<_>>(),
+        vec![Some(t1), Some(t2)]
+    );
+}
+
+#[tokio::test]
+async fn vintages_count_deletions_and_status_only_changes_and_page() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    // Annual, 10^8 USD.
+    create_indicator(&mut app, "vintage-a", |_| {}).await;
+    let t1 = c
+        .write_at("vintage-a", &[("2018", "21.5"), ("2019", "20.6")])
+        .await;
+    // The same value, now provisional: a version, but no change of value.
+    let t2 = c
+        .observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            request_id: String::new(),
+            observations: vec![pb::Observation {
+                name: "indicators/vintage-a/observations/2019".into(),
+                value: "20.6".into(),
+                status: pb::observation::Status::Provisional as i32,
+                ..Default::default()
+            }],
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .observations[0]
+        .known_from
+        .unwrap();
+    c.observations
+        .delete_observation(pb::DeleteObservationRequest {
+            name: "indicators/vintage-a/observations/2018".into(),
+        })
+        .await
+        .unwrap();
+    let t4 = c.write_at("vintage-a", &[("2020", "22.8")]).await;
+
+    let list = c.vintage_list(list_request("vintage-a")).await;
+    let summary: Vec<(i32, i32, i32, Vec<String>)> = list
+        .vintages
+        .iter()
+        .map(|v| {
+            (
+                v.versions,
+                v.periods_changed,
+                v.periods_deleted,
+                v.periods.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, 2, 0, vec!["2018".into(), "2019".into()]),
+            (1, 0, 0, vec![]),
+            (1, 1, 1, vec!["2018".into()]),
+            (1, 1, 0, vec!["2020".into()]),
+        ]
+    );
+    let t3 = list.vintages[2].time.unwrap();
+    assert_eq!(
+        list.vintages.iter().map(|v| v.time).collect::<Vec<_>>(),
+        vec![Some(t1), Some(t2), Some(t3), Some(t4)]
+    );
+
+    // Page by page, one at a time: the same vintages; a token is bound to its request.
+    let mut token = String::new();
+    let mut paged = Vec::new();
+    loop {
+        let page = c
+            .vintage_list(pb::ListSeriesVintagesRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..list_request("vintage-a")
+            })
+            .await;
+        assert!(page.vintages.len() <= 1);
+        paged.extend(page.vintages);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        let err = c
+            .reports
+            .list_series_vintages(pb::ListSeriesVintagesRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                start_period: "2019".into(),
+                ..list_request("vintage-a")
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&err, "page_token");
+    }
+    assert_eq!(paged, list.vintages);
+
+    // Only 2019 and later: t3 (2018's deletion) changed none of them.
+    let later = c
+        .vintage_list(pb::ListSeriesVintagesRequest {
+            start_period: "2019".into(),
+            ..list_request("vintage-a")
+        })
+        .await;
+    assert_eq!(
+        later.vintages.iter().map(|v| v.time).collect::<Vec<_>>(),
+        vec![Some(t1), Some(t2), Some(t4)]
+    );
+
+    // 2018 was deleted at t3: released, then lost (revised, no latest value, no
+    // revision). 2019 is unchanged since t1 (a status change is no revision).
+    let r = c.vintages(vintages_request("vintage-a")).await;
+    assert_eq!(r.vintage_count, 4);
+    assert_eq!(
+        releases(&r),
+        vec![
+            ("2018", "21.5", "", "", true),
+            ("2019", "20.6", "20.6", "0", false),
+            ("2020", "22.8", "22.8", "0", false),
+        ]
+    );
+    let y2018 = vintage_point(&r, "2018");
+    assert_eq!(
+        (y2018.first_release_time, y2018.latest_time),
+        (Some(t1), Some(t3))
+    );
+    assert_eq!(vintage_point(&r, "2019").latest_time, Some(t1));
+    // The listed instant is exactly the deletion's: as of t3 2018 is gone, a
+    // microsecond before it is there.
+    let at_t3 = c
+        .series(pb::QuerySeriesRequest {
+            as_of: Some(t3),
+            ..series_request("vintage-a")
+        })
+        .await;
+    assert_eq!(values(&at_t3), vec![("2019", "20.6")]);
+    let before_t3 = c
+        .series(pb::QuerySeriesRequest {
+            as_of: just_before(&Some(t3)),
+            ..series_request("vintage-a")
+        })
+        .await;
+    assert_eq!(values(&before_t3), vec![("2018", "21.5"), ("2019", "20.6")]);
+
+    // Percent change: 2019 first released at t1, 20.6 / 21.5 − 1 = −4.186047 %; lost
+    // at t3 with 2018. 2020 at t4: 22.8 / 20.6 − 1 = 10.679612 %.
+    let g = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            transform: pb::Transform::PercentChange as i32,
+            ..vintages_request("vintage-a")
+        })
+        .await;
+    let g19 = vintage_point(&g, "2019");
+    assert_close(
+        g19.first_release_rate,
+        (20.6 / 21.5 - 1.0) * 100.0,
+        "2019 first",
+    );
+    assert_eq!(
+        (g19.latest_rate, g19.revision_rate, g19.revised),
+        (None, None, true)
+    );
+    assert_eq!(
+        (g19.first_release_time, g19.latest_time),
+        (Some(t1), Some(t3))
+    );
+    let g20 = vintage_point(&g, "2020");
+    assert_close(
+        g20.first_release_rate,
+        (22.8 / 20.6 - 1.0) * 100.0,
+        "2020 first",
+    );
+    assert_close(g20.revision_rate.map(|r| r + 1.0), 1.0, "2020 revision + 1");
+    assert_eq!(g20.first_release_time, Some(t4));
+}
+
+#[tokio::test]
+async fn vintages_refuse_bad_input_and_unknown_indicators() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "vintage-bad", monthly).await;
+    let err = c
+        .reports
+        .query_series_vintages(pb::QuerySeriesVintagesRequest {
+            start_period: "2020-M13".into(),
+            ..vintages_request("vintage-bad")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "start_period");
+    let err = c
+        .reports
+        .query_series_vintages(pb::QuerySeriesVintagesRequest {
+            start_period: "2020".into(),
+            ..vintages_request("vintage-bad")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "start_period");
+    assert_eq!(reason(&err), "PERIOD_FREQUENCY_MISMATCH");
+    let err = c
+        .reports
+        .query_series_vintages(pb::QuerySeriesVintagesRequest {
+            transform: 99,
+            indicator: "nope/x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "transform");
+    assert_invalid(&err, "indicator");
+    let err = c
+        .reports
+        .query_series_vintages(vintages_request("no-such-indicator"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    let err = c
+        .reports
+        .list_series_vintages(pb::ListSeriesVintagesRequest {
+            start_period: "2020-Q1".into(),
+            ..list_request("vintage-bad")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "start_period");
+    let err = c
+        .reports
+        .list_series_vintages(pb::ListSeriesVintagesRequest {
+            end_period: "20x0".into(),
+            page_size: -1,
+            ..list_request("vintage-bad")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "end_period");
+    let err = c
+        .reports
+        .list_series_vintages(pb::ListSeriesVintagesRequest {
+            page_token: "forged".into(),
+            ..list_request("vintage-bad")
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "page_token");
+    let err = c
+        .reports
+        .list_series_vintages(list_request("no-such-indicator"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    // An indicator without figures has no vintages.
+    let empty = c.vintage_list(list_request("vintage-bad")).await;
+    assert!(empty.vintages.is_empty());
+    let r = c.vintages(vintages_request("vintage-bad")).await;
+    assert_eq!((r.points.len(), r.vintage_count), (0, 0));
+}

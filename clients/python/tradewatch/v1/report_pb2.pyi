@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TargetProgress(_message.Message):
-    __slots__ = ("target", "title", "indicator", "status", "reason", "unit", "unit_multiplier", "baseline_period", "baseline_value", "latest_period", "latest_value", "target_period", "target_value", "attainment", "observed_cagr", "required_cagr", "ratio", "projected_value", "still_required_cagr", "as_of")
+    __slots__ = ("target", "title", "indicator", "status", "reason", "unit", "unit_multiplier", "baseline_period", "baseline_value", "latest_period", "latest_value", "target_period", "target_value", "attainment", "observed_cagr", "required_cagr", "ratio", "projected_value", "still_required_cagr", "as_of", "converted_from")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[TargetProgress.Status]
@@ -51,6 +51,7 @@ class TargetProgress(_message.Message):
     PROJECTED_VALUE_FIELD_NUMBER: _ClassVar[int]
     STILL_REQUIRED_CAGR_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_FROM_FIELD_NUMBER: _ClassVar[int]
     target: str
     title: str
     indicator: str
@@ -71,7 +72,24 @@ class TargetProgress(_message.Message):
     projected_value: str
     still_required_cagr: float
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, target: _Optional[str] = ..., title: _Optional[str] = ..., indicator: _Optional[str] = ..., status: _Optional[_Union[TargetProgress.Status, str]] = ..., reason: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., baseline_period: _Optional[str] = ..., baseline_value: _Optional[str] = ..., latest_period: _Optional[str] = ..., latest_value: _Optional[str] = ..., target_period: _Optional[str] = ..., target_value: _Optional[str] = ..., attainment: _Optional[float] = ..., observed_cagr: _Optional[float] = ..., required_cagr: _Optional[float] = ..., ratio: _Optional[float] = ..., projected_value: _Optional[str] = ..., still_required_cagr: _Optional[float] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    converted_from: str
+    def __init__(self, target: _Optional[str] = ..., title: _Optional[str] = ..., indicator: _Optional[str] = ..., status: _Optional[_Union[TargetProgress.Status, str]] = ..., reason: _Optional[str] = ..., unit: _Optional[str] = ..., unit_multiplier: _Optional[int] = ..., baseline_period: _Optional[str] = ..., baseline_value: _Optional[str] = ..., latest_period: _Optional[str] = ..., latest_value: _Optional[str] = ..., target_period: _Optional[str] = ..., target_value: _Optional[str] = ..., attainment: _Optional[float] = ..., observed_cagr: _Optional[float] = ..., required_cagr: _Optional[float] = ..., ratio: _Optional[float] = ..., projected_value: _Optional[str] = ..., still_required_cagr: _Optional[float] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., converted_from: _Optional[str] = ...) -> None: ...
+
+class CurrencyConversion(_message.Message):
+    __slots__ = ("currency", "exchange_rate")
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_RATE_FIELD_NUMBER: _ClassVar[int]
+    currency: str
+    exchange_rate: str
+    def __init__(self, currency: _Optional[str] = ..., exchange_rate: _Optional[str] = ...) -> None: ...
+
+class ExchangeRateUsed(_message.Message):
+    __slots__ = ("period", "rate")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    rate: str
+    def __init__(self, period: _Optional[str] = ..., rate: _Optional[str] = ...) -> None: ...
 
 class IndicatorLatest(_message.Message):
     __slots__ = ("indicator", "title", "unit", "unit_multiplier", "period", "value", "change_year_ago", "percent_change_year_ago", "cumulative")

@@ -65,6 +65,16 @@ class ReportingServiceStub:
                 request_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.GetProgramScorecardRequest.SerializeToString,
                 response_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.ProgramScorecard.FromString,
                 _registered_method=True)
+        self.QuerySeriesVintages = channel.unary_unary(
+                '/tradewatch.v1.ReportingService/QuerySeriesVintages',
+                request_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesRequest.SerializeToString,
+                response_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesResponse.FromString,
+                _registered_method=True)
+        self.ListSeriesVintages = channel.unary_unary(
+                '/tradewatch.v1.ReportingService/ListSeriesVintages',
+                request_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesRequest.SerializeToString,
+                response_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -113,6 +123,24 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuerySeriesVintages(self, request, context):
+        """One indicator's series as first released and as latest known, with the
+        revision between them, per period (ALFRED's vintage comparison), by the same
+        roll-up and transform rules as QuerySeries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSeriesVintages(self, request, context):
+        """The instants at which an indicator's figures changed (its vintages), oldest
+        first. Each `time` passed as `as_of` to QuerySeries (or any read) gives that
+        vintage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +168,16 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetProgramScorecard,
                     request_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.GetProgramScorecardRequest.FromString,
                     response_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.ProgramScorecard.SerializeToString,
+            ),
+            'QuerySeriesVintages': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuerySeriesVintages,
+                    request_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesRequest.FromString,
+                    response_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesResponse.SerializeToString,
+            ),
+            'ListSeriesVintages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSeriesVintages,
+                    request_deserializer=tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesRequest.FromString,
+                    response_serializer=tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +320,60 @@ class ReportingService:
             '/tradewatch.v1.ReportingService/GetProgramScorecard',
             tradewatch_dot_v1_dot_reporting__service__pb2.GetProgramScorecardRequest.SerializeToString,
             tradewatch_dot_v1_dot_reporting__service__pb2.ProgramScorecard.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuerySeriesVintages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradewatch.v1.ReportingService/QuerySeriesVintages',
+            tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesRequest.SerializeToString,
+            tradewatch_dot_v1_dot_reporting__service__pb2.QuerySeriesVintagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSeriesVintages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradewatch.v1.ReportingService/ListSeriesVintages',
+            tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesRequest.SerializeToString,
+            tradewatch_dot_v1_dot_reporting__service__pb2.ListSeriesVintagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
