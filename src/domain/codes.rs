@@ -947,4 +947,22 @@ mod tests {
         let e = check_unit("A\nB").unwrap_err();
         assert!(e.message.contains("\"A\\nB\""), "{}", e.message);
     }
+
+    #[test]
+    fn exchange_rate_units_are_pairs_of_two_currencies() {
+        assert_eq!(check_unit("CNY/USD"), Ok(UnitKind::ExchangeRate));
+        assert_eq!(currency_pair("CNY/USD"), Some(("CNY", "USD")));
+        for bad in [
+            "CNY/CNY",
+            "CNY/",
+            "/USD",
+            "CNY/XYZ",
+            "CNY/USD/EUR",
+            "cny/usd",
+            "%/USD",
+        ] {
+            assert_eq!(currency_pair(bad), None, "{bad}");
+            assert!(check_unit(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -2629,3 +2629,420 @@ async fn vintages_refuse_bad_input_and_unknown_indicators() {
     let r = c.vintages(vintages_request("vintage-bad")).await;
     assert_eq!((r.points.len(), r.vintage_count), (0, 0));
 }
+
+// ---------------------------------------------------------------------------------------
+// Currency conversion (issue 12)
+
+/// The annual average CNY per USD rate `cny-usd` with hand-picked figures: 2015 6.25,
+/// 2018 6.65, 2019 7, 2020 6.4, 2021 6.45 (none for 2022).
+async fn cny_per_usd(app: &mut TestApp, c: &mut Clients) {
+    create_indicator(app, "cny-usd", |i| {
+        i.title = "CNY per USD, annual average".into();
+        i.unit = "CNY/USD".into();
+        i.unit_multiplier = 0;
+        i.flow = pb::indicator::Flow::None as i32;
+        i.service_category = String::new();
+        i.dimensions.clear();
+        i.aggregation = pb::indicator::Aggregation::Average as i32;
+    })
+    .await;
+    c.write(
+        "cny-usd",
+        &[
+            ("2015", "6.25"),
+            ("2018", "6.65"),
+            ("2019", "7"),
+            ("2020", "6.4"),
+            ("2021", "6.45"),
+        ],
+    )
+    .await;
+}
+
+fn into(currency: &str, rate: &str) -> Option<pb::CurrencyConversion> {
+    Some(pb::CurrencyConversion {
+        currency: currency.into(),
+        exchange_rate: format!("indicators/{rate}"),
+    })
+}
+
+/// `(period, value, rate period, rate)` of each point.
+fn converted(r: &pb::QuerySeriesResponse) -> Vec<(&str, &str, &str, &str)> {
+    r.points
+        .iter()
+        .map(|p| {
+            let (rp, rate) = p
+                .exchange_rate
+                .as_ref()
+                .map_or(("", ""), |e| (e.period.as_str(), e.rate.as_str()));
+            (p.period.as_str(), p.value.as_str(), rp, rate)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_series_in_another_currency_at_each_periods_rate() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    cny_per_usd(&mut app, &mut c).await;
+    create_indicator(&mut app, "trade-cny", |i| i.unit = "CNY".into()).await;
+    c.write(
+        "trade-cny",
+        &[
+            ("2019", "1400"),
+            ("2020", "1600"),
+            ("2021", "1000"),
+            ("2022", "500"),
+        ],
+    )
+    .await;
+    let usd = c
+        .series(pb::QuerySeriesRequest {
+            conversion: into("USD", "cny-usd"),
+            ..series_request("trade-cny")
+        })
+        .await;
+    assert_eq!((usd.unit.as_str(), usd.unit_multiplier), ("USD", 8));
+    assert_eq!(usd.converted_from, "CNY");
+    // 1400 / 7 = 200; 1600 / 6.4 = 250; 1000 / 6.45 = 155.0387596899… → 155.038760 at 6
+    // decimals; 2022 has no rate: no value, never another year's rate.
+    assert_eq!(
+        converted(&usd),
+        vec![
+            ("2019", "200", "2019", "7"),
+            ("2020", "250", "2020", "6.4"),
+            ("2021", "155.03876", "2021", "6.45"),
+            ("2022", "", "", ""),
+        ]
+    );
+    // Growth in dollars: 250 / 200 − 1 = +25 % (in yuan it is 1600 / 1400 − 1 = 14.29 %).
+    let growth = c
+        .series(pb::QuerySeriesRequest {
+            start_period: "2020".into(),
+            end_period: "2020".into(),
+            transform: pb::Transform::PercentChangeYearAgo as i32,
+            conversion: into("USD", "cny-usd"),
+            ..series_request("trade-cny")
+        })
+        .await;
+    assert_close(growth.points[0].rate, 25.0, "growth in USD");
+
+    // Dollars into yuan multiply: 22.8 × 6.4 = 145.92.
+    create_indicator(&mut app, "trade-usd", |_| {}).await;
+    c.write("trade-usd", &[("2020", "22.8")]).await;
+    let cny = c
+        .series(pb::QuerySeriesRequest {
+            conversion: into("CNY", "cny-usd"),
+            ..series_request("trade-usd")
+        })
+        .await;
+    assert_eq!(cny.unit, "CNY");
+    assert_eq!(converted(&cny), vec![("2020", "145.92", "2020", "6.4")]);
+
+    // Monthly values with only annual rates: the year's rate, and it says so.
+    create_indicator(&mut app, "monthly-cny", |i| {
+        monthly(i);
+        i.unit = "CNY".into();
+    })
+    .await;
+    c.write(
+        "monthly-cny",
+        &[("2020-M01", "64"), ("2020-M02", "65"), ("2020-M03", "63")],
+    )
+    .await;
+    let m = c
+        .series(pb::QuerySeriesRequest {
+            conversion: into("USD", "cny-usd"),
+            ..series_request("monthly-cny")
+        })
+        .await;
+    // 64 / 6.4 = 10; 65 / 6.4 = 10.15625; 63 / 6.4 = 9.84375.
+    assert_eq!(
+        converted(&m),
+        vec![
+            ("2020-M01", "10", "2020", "6.4"),
+            ("2020-M02", "10.15625", "2020", "6.4"),
+            ("2020-M03", "9.84375", "2020", "6.4"),
+        ]
+    );
+    // With monthly rates too, each month at its own; the quarter at the quarter's
+    // average rate (6.4 + 6.5 + 6.3) / 3 = 6.4: 192 / 6.4 = 30.
+    create_indicator(&mut app, "cny-usd-m", |i| {
+        monthly(i);
+        i.unit = "CNY/USD".into();
+        i.unit_multiplier = 0;
+        i.flow = pb::indicator::Flow::None as i32;
+        i.aggregation = pb::indicator::Aggregation::Average as i32;
+    })
+    .await;
+    c.write(
+        "cny-usd-m",
+        &[
+            ("2020-M01", "6.4"),
+            ("2020-M02", "6.5"),
+            ("2020-M03", "6.3"),
+        ],
+    )
+    .await;
+    let m = c
+        .series(pb::QuerySeriesRequest {
+            conversion: into("USD", "cny-usd-m"),
+            ..series_request("monthly-cny")
+        })
+        .await;
+    assert_eq!(
+        converted(&m),
+        vec![
+            ("2020-M01", "10", "2020-M01", "6.4"),
+            ("2020-M02", "10", "2020-M02", "6.5"),
+            ("2020-M03", "10", "2020-M03", "6.3"),
+        ]
+    );
+    let q = c
+        .series(pb::QuerySeriesRequest {
+            frequency: pb::Frequency::Quarterly as i32,
+            conversion: into("USD", "cny-usd-m"),
+            ..series_request("monthly-cny")
+        })
+        .await;
+    assert_eq!(converted(&q), vec![("2020-Q1", "30", "2020-Q1", "6.4")]);
+
+    // Already in the currency asked: unchanged, no rate.
+    let same = c
+        .series(pb::QuerySeriesRequest {
+            conversion: into("USD", "cny-usd"),
+            ..series_request("trade-usd")
+        })
+        .await;
+    assert_eq!(converted(&same), vec![("2020", "22.8", "", "")]);
+    assert_eq!(same.converted_from, "");
+}
+
+#[tokio::test]
+async fn conversions_that_cannot_be_right_are_refused() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    cny_per_usd(&mut app, &mut c).await;
+    create_indicator(&mut app, "trade-cny", |i| {
+        monthly(i);
+        i.unit = "CNY".into();
+    })
+    .await;
+    let ask = |conversion: Option<pb::CurrencyConversion>| pb::QuerySeriesRequest {
+        conversion,
+        ..series_request("trade-cny")
+    };
+    for (conversion, field, reason) in [
+        (into("usd", "cny-usd"), "conversion.currency", None),
+        (
+            into("%", "cny-usd"),
+            "conversion.currency",
+            Some("NOT_A_CURRENCY"),
+        ),
+        (
+            Some(pb::CurrencyConversion {
+                currency: "USD".into(),
+                exchange_rate: "cny-usd".into(),
+            }),
+            "conversion.exchange_rate",
+            None,
+        ),
+        // A rate between yuan and dollars cannot give euros.
+        (
+            into("EUR", "cny-usd"),
+            "conversion.currency",
+            Some("EXCHANGE_RATE_MISMATCH"),
+        ),
+        // An indicator in yuan is not an exchange rate.
+        (
+            into("USD", "trade-cny"),
+            "conversion.exchange_rate",
+            Some("NOT_AN_EXCHANGE_RATE"),
+        ),
+    ] {
+        let err = c.reports.query_series(ask(conversion)).await.unwrap_err();
+        let got = assert_invalid(&err, field);
+        if let Some(reason) = reason {
+            assert_eq!(got, reason, "{err:?}");
+        }
+    }
+    // A year-to-date view is not converted at one period's rate.
+    let err = c
+        .reports
+        .query_series(pb::QuerySeriesRequest {
+            transform: pb::Transform::YearToDate as i32,
+            ..ask(into("USD", "cny-usd"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        assert_invalid(&err, "conversion"),
+        "CONVERSION_OF_YEAR_TO_DATE"
+    );
+    // An unknown rate indicator.
+    let err = c
+        .reports
+        .query_series(ask(into("USD", "no-such-rate")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+}
+
+#[tokio::test]
+async fn a_breakdown_of_yuan_and_dollar_series_in_one_currency() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    cny_per_usd(&mut app, &mut c).await;
+    create_indicator(&mut app, "ex-sc", |i| i.service_category = "SC".into()).await;
+    c.write("ex-sc", &[("2020", "100")]).await;
+    create_indicator(&mut app, "ex-si", |i| {
+        i.service_category = "SI".into();
+        i.unit = "CNY".into();
+    })
+    .await;
+    c.write("ex-si", &[("2020", "320")]).await;
+
+    // Without a conversion: refused, as before.
+    let err = c
+        .reports
+        .query_breakdown(breakdown_request("2020"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(reason(&err), "MIXED_UNITS");
+
+    // In dollars: 320 / 6.4 = 50 beside 100; total 150; shares 66.67 % and 33.33 %.
+    let usd = c
+        .breakdown(pb::QueryBreakdownRequest {
+            conversion: into("USD", "cny-usd"),
+            ..breakdown_request("2020")
+        })
+        .await;
+    assert_eq!((usd.unit.as_str(), usd.unit_multiplier), ("USD", 8));
+    assert_eq!(
+        groups(&usd),
+        vec![
+            ("SC", "100", vec!["indicators/ex-sc"]),
+            ("SI", "50", vec!["indicators/ex-si"]),
+        ]
+    );
+    assert_eq!(usd.total, "150");
+    assert_close(Some(usd.groups[0].share), 200.0 / 3.0, "SC share");
+    let rate = usd.exchange_rate.as_ref().expect("the rate used");
+    assert_eq!((rate.period.as_str(), rate.rate.as_str()), ("2020", "6.4"));
+    // In yuan: 100 × 6.4 = 640 beside 320; total 960.
+    let cny = c
+        .breakdown(pb::QueryBreakdownRequest {
+            conversion: into("CNY", "cny-usd"),
+            ..breakdown_request("2020")
+        })
+        .await;
+    assert_eq!(cny.unit, "CNY");
+    assert_eq!(cny.total, "960");
+    // A year without a rate: the yuan series is missing, never converted at another.
+    c.write("ex-sc", &[("2022", "100")]).await;
+    c.write("ex-si", &[("2022", "320")]).await;
+    let no_rate = c
+        .breakdown(pb::QueryBreakdownRequest {
+            conversion: into("USD", "cny-usd"),
+            ..breakdown_request("2022")
+        })
+        .await;
+    assert_eq!(no_rate.missing, vec!["indicators/ex-si"]);
+    assert_eq!(no_rate.total, "100");
+    assert!(no_rate.exchange_rate.is_none());
+}
+
+#[tokio::test]
+async fn target_progress_in_another_currency() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    app.create_program("p").await;
+    cny_per_usd(&mut app, &mut c).await;
+    create_indicator(&mut app, "services-cny", |i| i.unit = "CNY".into()).await;
+    c.write(
+        "services-cny",
+        &[("2015", "1000"), ("2018", "1330"), ("2020", "1600")],
+    )
+    .await;
+    app.create_target(
+        "p",
+        "t",
+        pb::Target {
+            title: "1800 × 10^8 CNY in 2020".into(),
+            target_value: "1800".into(),
+            unit_multiplier: 8,
+            target_period: "2020".into(),
+            ..level_target("indicators/services-cny")
+        },
+    )
+    .await
+    .unwrap();
+    let p = c
+        .reports
+        .get_target_progress(pb::GetTargetProgressRequest {
+            name: "programs/p/targets/t".into(),
+            conversion: into("USD", "cny-usd"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Each figure at its own year's rate: baseline 1000 / 6.25 = 160, latest
+    // 1600 / 6.4 = 250, target 1800 / 6.4 = 281.25 (10^8 USD).
+    assert_eq!((p.unit.as_str(), p.converted_from.as_str()), ("USD", "CNY"));
+    assert_eq!(
+        (
+            p.baseline_value.as_str(),
+            p.latest_value.as_str(),
+            p.target_value.as_str()
+        ),
+        ("160", "250", "281.25")
+    );
+    assert_eq!(p.status, Status::Missed as i32, "{p:?}");
+    assert_eq!(
+        p.reason,
+        "the target period has passed: the 2020 value 250 × 10^8 USD does not meet the \
+         target 281.25 × 10^8 USD"
+    );
+    // attainment 250 / 281.25 = 0.888889; observed (250 / 160)^(1/5) − 1
+    // = exp(0.44628710 / 5) − 1 = 0.09336207; required (281.25 / 160)^(1/5) − 1
+    // = exp(0.56407014 / 5) − 1 = 0.11942373.
+    assert_close(p.attainment, 250.0 / 281.25, "attainment");
+    assert_close(p.observed_cagr, 0.093_362_074, "observed CAGR");
+    assert_close(p.required_cagr, 0.119_423_732, "required CAGR");
+
+    // A target year without a rate: no verdict, and why.
+    app.create_target(
+        "p",
+        "t-2030",
+        pb::Target {
+            target_value: "3000".into(),
+            unit_multiplier: 8,
+            target_period: "2030".into(),
+            ..level_target("indicators/services-cny")
+        },
+    )
+    .await
+    .unwrap();
+    let list = c
+        .reports
+        .list_target_progress(pb::ListTargetProgressRequest {
+            parent: "programs/p".into(),
+            conversion: into("USD", "cny-usd"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .progress;
+    let later = list
+        .iter()
+        .find(|p| p.target == "programs/p/targets/t-2030")
+        .unwrap();
+    assert_eq!(later.status, Status::NotAssessable as i32, "{later:?}");
+    assert_eq!(
+        later.reason,
+        "no exchange rate into USD for the target period 2030"
+    );
+}
