@@ -98,6 +98,14 @@ def render(fds):
     if patterns:
         out += ["## Resource names", ""] + [f"- {p}" for p in sorted(set(patterns))] + [""]
 
+    # The hand-written worked example (docs/worked-example.md), kept beside the reference.
+    example = os.path.join(ROOT, "docs", "worked-example.md")
+    if os.path.exists(example):
+        out += ["## Worked example: a statistician's questions", "",
+                "From `docs/worked-example.md` (hand-written; the figures come from a real "
+                "server run).", ""]
+        out += open(example).read().rstrip("\n").split("\n") + [""]
+
     out += ["## Services", ""]
     for f in files:
         c = comments(f)

@@ -369,6 +369,7 @@ pub fn progress_fields(p: &pb::TargetProgress) -> String {
         ("status", values::status(p.status)),
         ("reason", p.reason.clone()),
         ("unit", values::unit(&p.unit, p.unit_multiplier)),
+        ("converted from", p.converted_from.clone()),
         (
             "baseline",
             values::at(&p.baseline_value, &p.baseline_period),
@@ -451,10 +452,18 @@ pub fn series_text(r: &pb::QuerySeriesResponse) -> String {
         values::transform(r.transform),
         values::time(&r.as_of)
     );
-    let mut t =
-        Table::new(["PERIOD", if rate { "RATE" } else { "VALUE" }, "PARTS", ""]).right(&[1, 2]);
+    let converted = !r.converted_from.is_empty();
+    if converted {
+        out.push_str(&format!("converted from {}\n", r.converted_from));
+    }
+    let mut headings = vec!["PERIOD", if rate { "RATE" } else { "VALUE" }, "PARTS"];
+    if converted {
+        headings.push("EXCHANGE RATE");
+    }
+    headings.push("");
+    let mut t = Table::new(headings).right(&[1, 2]);
     for p in &r.points {
-        t.row([
+        let mut row = vec![
             p.period.clone(),
             if rate {
                 p.rate.map(|r| format!("{r:.2}")).unwrap_or_default()
@@ -462,11 +471,30 @@ pub fn series_text(r: &pb::QuerySeriesResponse) -> String {
                 p.value.clone()
             },
             format!("{}/{}", p.parts, p.expected_parts),
-            if p.partial { "partial" } else { "" }.to_owned(),
-        ]);
+        ];
+        if converted {
+            row.push(exchange_rate(p.exchange_rate.as_ref()));
+        }
+        row.push(
+            if p.partial {
+                "partial"
+            } else if converted && p.exchange_rate.is_none() {
+                "no rate"
+            } else {
+                ""
+            }
+            .to_owned(),
+        );
+        t.row(row);
     }
     out.push_str(&t.render());
     out
+}
+
+/// The rate a converted value used, `6.4 (2020)`; empty without one.
+fn exchange_rate(r: Option<&pb::ExchangeRateUsed>) -> String {
+    r.map(|r| values::at(&r.rate, &r.period))
+        .unwrap_or_default()
 }
 
 /// A vintage's instant to the microsecond (the database's precision), always with six
@@ -581,6 +609,12 @@ pub fn breakdown_text(r: &pb::QueryBreakdownResponse) -> String {
         values::unit(&r.unit, r.unit_multiplier),
         values::time(&r.as_of)
     );
+    if let Some(rate) = &r.exchange_rate {
+        out.push_str(&format!(
+            "converted at the exchange rate {}\n",
+            exchange_rate(Some(rate))
+        ));
+    }
     let mut t = Table::new(["GROUP", "VALUE", "SHARE", "INDICATORS"]).right(&[1, 2]);
     for g in &r.groups {
         t.row([

@@ -866,7 +866,7 @@ pub struct IndicatorFields {
     /// Description.
     #[arg(long)]
     pub description: Option<String>,
-    /// ISO 4217 currency (`USD`) or plain unit (`1`, `%`, `TEU`).
+    /// ISO 4217 currency (`USD`), exchange rate (`CNY/USD`: yuan per dollar) or plain unit (`1`, `%`, `TEU`).
     #[arg(long)]
     pub unit: Option<String>,
     /// Values are in units of 10^POWER (4 for 万, 8 for 亿, 9 for billions).
