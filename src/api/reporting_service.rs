@@ -801,9 +801,10 @@ impl ReportingService for ReportingApi {
             .await?;
         let reach = Reach {
             to,
-            // A change reaches the rest of its year in a year-to-date indicator and in
-            // any cumulative view.
-            year_to_date: ind.spec.year_to_date || q.cumulative,
+            // A change reaches the next period in a year-to-date indicator, and every
+            // later period of its year in the cumulative view.
+            year_to_date: ind.spec.year_to_date,
+            to_year_end: q.cumulative,
             lag: match q.transform {
                 Transform::Level => Some(0),
                 Transform::Change | Transform::PercentChange => Some(1),

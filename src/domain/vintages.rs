@@ -42,6 +42,9 @@ pub struct Reach {
     /// Figures are year-to-date: a change also changes the next period's per-period
     /// value.
     pub year_to_date: bool,
+    /// The cumulative view (January to each period): a change also changes every later
+    /// period of its year.
+    pub to_year_end: bool,
     /// Output periods a transform looks back (0 for levels, 1 for changes on the
     /// previous period, a year's periods for changes on a year earlier); `None` when
     /// any change can change every period (compound growth from the first period).
@@ -144,7 +147,10 @@ pub fn replay<T: Copy + Ord>(
         let (out_lo, out_hi) = match reach.lag {
             None => (i64::MIN, i64::MAX),
             Some(lag) => {
-                let hi = if reach.year_to_date {
+                let hi = if reach.to_year_end {
+                    Period::new(hi.year(), hi.frequency(), hi.frequency().periods_per_year())
+                        .unwrap_or(hi)
+                } else if reach.year_to_date {
                     hi.offset(1).filter(|n| n.year() == hi.year()).unwrap_or(hi)
                 } else {
                     hi
@@ -270,6 +276,7 @@ mod tests {
         let reach = Reach {
             to: Frequency::Quarterly,
             year_to_date: false,
+            to_year_end: false,
             lag: Some(lag),
         };
         let windowed = replay(versions, reach, |s| quarterly(s, t), |_| true);
@@ -394,6 +401,7 @@ mod tests {
                 let reach = Reach {
                     to,
                     year_to_date: true,
+                    to_year_end: false,
                     lag: Some(lag),
                 };
                 let windowed = replay(&versions, reach, compute, |_| true);

@@ -3046,3 +3046,38 @@ async fn target_progress_in_another_currency() {
         "no exchange rate into USD for the target period 2030"
     );
 }
+
+#[tokio::test]
+async fn vintages_of_the_cumulative_view_follow_a_revision_to_the_end_of_its_year() {
+    let mut app = spawn_app().await;
+    let mut c = clients(&app).await;
+    create_indicator(&mut app, "flow", monthly).await;
+    c.write(
+        "flow",
+        &[
+            ("2021-M01", "10"),
+            ("2021-M02", "20"),
+            ("2021-M03", "30"),
+            ("2022-M01", "40"),
+        ],
+    )
+    .await;
+    // January 2021 revised from 10 to 15: every January-to-month total of 2021 moves by
+    // 5 (10 → 15, 30 → 35, 60 → 65); 2022 does not.
+    c.write("flow", &[("2021-M01", "15")]).await;
+    let r = c
+        .vintages(pb::QuerySeriesVintagesRequest {
+            transform: pb::Transform::YearToDate as i32,
+            ..vintages_request("flow")
+        })
+        .await;
+    assert_eq!(
+        releases(&r),
+        vec![
+            ("2021-M01", "10", "15", "5", true),
+            ("2021-M02", "30", "35", "5", true),
+            ("2021-M03", "60", "65", "5", true),
+            ("2022-M01", "40", "40", "0", false),
+        ]
+    );
+}
