@@ -155,6 +155,19 @@ pub async fn run(args: ReportArgs) -> Outcome {
         }),
         _ => None,
     };
+    if conversion.is_some()
+        && matches!(
+            args.command,
+            ReportCommand::Vintages { .. }
+                | ReportCommand::VintageList { .. }
+                | ReportCommand::Scorecard { .. }
+        )
+    {
+        return Err(Failure::Usage(
+            "--currency and --exchange-rate apply to report progress, series and breakdown only"
+                .into(),
+        ));
+    }
     match args.command {
         ReportCommand::Progress { program, target } => {
             let program = program.as_deref();

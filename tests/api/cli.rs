@@ -2012,3 +2012,97 @@ async fn report_vintages_and_vintage_list() {
     assert_eq!(one["vintages"].as_array().unwrap().len(), 1);
     assert_eq!(one["vintages"][0]["periodsChanged"], 3);
 }
+
+#[tokio::test]
+async fn report_series_in_another_currency_shows_the_rate_of_each_period() {
+    let mut app = spawn_app().await;
+    chongqing_offshore(&mut app).await;
+    run(
+        &app,
+        &[
+            "indicators",
+            "create",
+            "cny-usd",
+            "--title",
+            "CNY per USD, annual average",
+            "--unit",
+            "CNY/USD",
+            "--frequency",
+            "annual",
+            "--flow",
+            "none",
+            "--region",
+            "CN",
+            "--aggregation",
+            "average",
+            "--direction",
+            "higher",
+        ],
+    )
+    .await
+    .ok();
+    app.observations
+        .batch_create_observations(pb::BatchCreateObservationsRequest {
+            observations: [("2019", "7"), ("2020", "6.4")]
+                .iter()
+                .map(|(period, value)| pb::Observation {
+                    name: format!("indicators/cny-usd/observations/{period}"),
+                    value: value.to_string(),
+                    status: pb::observation::Status::Normal as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Dollars into yuan: 20.6 × 7 = 144.2, 22.8 × 6.4 = 145.92; 2018 has no rate.
+    let text = run(
+        &app,
+        &[
+            "report",
+            "series",
+            "--indicator",
+            "offshore",
+            "--currency",
+            "CNY",
+            "--exchange-rate",
+            "cny-usd",
+        ],
+    )
+    .await
+    .ok()
+    .to_owned();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("indicators/offshore: 10^8 CNY, annual, level, as of "),
+        "{text}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>().join("\n"),
+        "converted from USD\n\
+         PERIOD   VALUE  PARTS  EXCHANGE RATE\n\
+         2018              1/1                 no rate\n\
+         2019     144.2    1/1  7 (2019)\n\
+         2020    145.92    1/1  6.4 (2020)"
+    );
+    // Not for the scorecard: refused before any call.
+    let err = run(
+        &app,
+        &[
+            "report",
+            "scorecard",
+            "--program",
+            "cq",
+            "--currency",
+            "CNY",
+            "--exchange-rate",
+            "cny-usd",
+        ],
+    )
+    .await;
+    assert!(err.fails(2).contains("--currency"), "{}", err.stderr);
+}
