@@ -119,17 +119,18 @@ fn check_conversion(
     let Some(c) = c else {
         return Some(None);
     };
-    let currency = match codes::check_unit(&c.currency) {
-        Ok(codes::UnitKind::Currency) => Some(c.currency.clone()),
-        Ok(_) => {
-            v.push(
-                "conversion.currency",
-                "NOT_A_CURRENCY",
-                format!("{:?} is not an ISO 4217 currency code", c.currency),
-            );
-            None
-        }
-        Err(e) => v.check("conversion.currency", Err(Invalid::from(e))),
+    let currency = if codes::is_iso4217(&c.currency) {
+        Some(c.currency.clone())
+    } else {
+        v.push(
+            "conversion.currency",
+            "NOT_A_CURRENCY",
+            format!(
+                "{:?} is not an ISO 4217 currency code (such as USD or CNY)",
+                crate::domain::names::truncate(&c.currency)
+            ),
+        );
+        None
     };
     let rate = v.check(
         "conversion.exchange_rate",

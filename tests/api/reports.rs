@@ -2833,7 +2833,11 @@ async fn conversions_that_cannot_be_right_are_refused() {
         ..series_request("trade-cny")
     };
     for (conversion, field, reason) in [
-        (into("usd", "cny-usd"), "conversion.currency", None),
+        (
+            into("usd", "cny-usd"),
+            "conversion.currency",
+            Some("NOT_A_CURRENCY"),
+        ),
         (
             into("%", "cny-usd"),
             "conversion.currency",
