@@ -178,16 +178,6 @@ async fn load_conversion(
     ))
 }
 
-/// INVALID_ARGUMENT for one field.
-fn invalid(field: &str, reason: &'static str, message: String) -> Status {
-    let mut v = Violations::new();
-    v.push(field, reason, message);
-    match finish::<()>(v, || None) {
-        Err(status) => status,
-        Ok(()) => Status::invalid_argument(field.to_owned()),
-    }
-}
-
 fn rate_used(r: &RateUsed) -> pb::ExchangeRateUsed {
     pb::ExchangeRateUsed {
         period: r.period.to_string(),
@@ -731,7 +721,7 @@ impl ReportingService for ReportingApi {
             Some((currency, rate)) => {
                 let c = load_conversion(&mut snap, currency, rate).await?;
                 let needed = c.applies(&ind.spec.unit).map_err(|why| {
-                    invalid(
+                    Error::invalid(
                         "conversion.currency",
                         "EXCHANGE_RATE_MISMATCH",
                         format!("{} is in {}: {why}", q.name, ind.spec.unit),

@@ -80,12 +80,9 @@ pub enum ReportCommand {
         /// Output frequency, not finer than the indicator's (default: the indicator's).
         #[arg(long, value_enum)]
         frequency: Option<FrequencyArg>,
-        /// First period of the output (default: the first with data).
-        #[arg(long, value_name = "PERIOD")]
-        start: Option<String>,
-        /// Last period of the output, inclusive (default: the last with data).
-        #[arg(long, value_name = "PERIOD")]
-        end: Option<String>,
+        /// Periods of the output (default: from the first to the last with data).
+        #[command(flatten)]
+        range: PeriodRange,
         /// Transform (default: level).
         #[arg(long, value_enum)]
         transform: Option<TransformArg>,
@@ -96,12 +93,9 @@ pub enum ReportCommand {
         /// The indicator (id or name).
         #[arg(long, value_name = "INDICATOR")]
         indicator: String,
-        /// Only changes of periods from this one (the indicator's frequency).
-        #[arg(long, value_name = "PERIOD")]
-        start: Option<String>,
-        /// Only changes of periods up to this one, inclusive.
-        #[arg(long, value_name = "PERIOD")]
-        end: Option<String>,
+        /// Only changes of periods in this range (the indicator's frequency).
+        #[command(flatten)]
+        range: PeriodRange,
         /// At most this many vintages, the oldest (default: all, fetched page by page).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
@@ -240,14 +234,14 @@ pub async fn run(args: ReportArgs) -> Outcome {
         ReportCommand::Vintages {
             indicator,
             frequency,
-            start,
-            end,
+            range,
             transform,
         } => {
+            let (start_period, end_period) = range.periods()?;
             let request = pb::QuerySeriesVintagesRequest {
                 indicator: indicator_name(&indicator),
-                start_period: start.unwrap_or_default(),
-                end_period: end.unwrap_or_default(),
+                start_period,
+                end_period,
                 frequency: frequency.map_or(0, |f| pb::Frequency::from(f) as i32),
                 transform: transform.map_or(0, |t| pb::Transform::from(t) as i32),
                 as_of,
@@ -265,15 +259,15 @@ pub async fn run(args: ReportArgs) -> Outcome {
         }
         ReportCommand::VintageList {
             indicator,
-            start,
-            end,
+            range,
             limit,
         } => {
+            let (start_period, end_period) = range.periods()?;
             let mut client = client(&args.client).await?;
             let mut request = pb::ListSeriesVintagesRequest {
                 indicator: indicator_name(&indicator),
-                start_period: start.unwrap_or_default(),
-                end_period: end.unwrap_or_default(),
+                start_period,
+                end_period,
                 as_of,
                 page_size: 0,
                 page_token: String::new(),

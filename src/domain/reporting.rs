@@ -148,13 +148,7 @@ pub fn roll_up_year_to_date(points: &[Point], to: Frequency) -> Vec<Rolled> {
     let Some(native) = points.first().map(|p| p.period.frequency()) else {
         return Vec::new();
     };
-    let cumulative = |period: Option<Period>| -> Option<&BigDecimal> {
-        let period = period?;
-        points
-            .binary_search_by_key(&period.ordinal(), |p| p.period.ordinal())
-            .ok()
-            .and_then(|i| points[i].value.as_ref())
-    };
+    let cumulative = |period: Option<Period>| value_at(points, period?);
     let per_part = roll_up(&decumulate(points), to, Aggregation::Sum);
     per_part
         .into_iter()
@@ -389,6 +383,14 @@ const FINEST_FIRST: [Frequency; 4] = [
     Frequency::Annual,
 ];
 
+/// The value of `period` in `points` (sorted, one frequency), if present with one.
+fn value_at(points: &[Point], period: Period) -> Option<&BigDecimal> {
+    points
+        .binary_search_by_key(&period.ordinal(), |p| p.period.ordinal())
+        .ok()
+        .and_then(|i| points[i].value.as_ref())
+}
+
 /// A series transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -419,13 +421,7 @@ pub enum Transformed {
 
 /// Applies `t` to a sorted series of one frequency.
 pub fn transform(points: &[Point], t: Transform) -> Vec<(Period, Transformed)> {
-    let find = |period: Option<Period>| -> Option<&BigDecimal> {
-        let period = period?;
-        points
-            .binary_search_by_key(&period.ordinal(), |p| p.period.ordinal())
-            .ok()
-            .and_then(|i| points[i].value.as_ref())
-    };
+    let find = |period: Option<Period>| value_at(points, period?);
     let first = points.iter().find(|p| p.value.is_some());
     points
         .iter()

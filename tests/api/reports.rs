@@ -2638,12 +2638,7 @@ async fn vintages_refuse_bad_input_and_unknown_indicators() {
 async fn cny_per_usd(app: &mut TestApp, c: &mut Clients) {
     create_indicator(app, "cny-usd", |i| {
         i.title = "CNY per USD, annual average".into();
-        i.unit = "CNY/USD".into();
-        i.unit_multiplier = 0;
-        i.flow = pb::indicator::Flow::None as i32;
-        i.service_category = String::new();
-        i.dimensions.clear();
-        i.aggregation = pb::indicator::Aggregation::Average as i32;
+        yuan_per_dollar(i);
     })
     .await;
     c.write(
@@ -2657,6 +2652,16 @@ async fn cny_per_usd(app: &mut TestApp, c: &mut Clients) {
         ],
     )
     .await;
+}
+
+/// Makes `i` an exchange rate: yuan per dollar, an average, not a trade flow.
+fn yuan_per_dollar(i: &mut pb::Indicator) {
+    i.unit = "CNY/USD".into();
+    i.unit_multiplier = 0;
+    i.flow = pb::indicator::Flow::None as i32;
+    i.service_category = String::new();
+    i.dimensions.clear();
+    i.aggregation = pb::indicator::Aggregation::Average as i32;
 }
 
 fn into(currency: &str, rate: &str) -> Option<pb::CurrencyConversion> {
@@ -2769,10 +2774,7 @@ async fn a_series_in_another_currency_at_each_periods_rate() {
     // average rate (6.4 + 6.5 + 6.3) / 3 = 6.4: 192 / 6.4 = 30.
     create_indicator(&mut app, "cny-usd-m", |i| {
         monthly(i);
-        i.unit = "CNY/USD".into();
-        i.unit_multiplier = 0;
-        i.flow = pb::indicator::Flow::None as i32;
-        i.aggregation = pb::indicator::Aggregation::Average as i32;
+        yuan_per_dollar(i);
     })
     .await;
     c.write(
