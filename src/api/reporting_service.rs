@@ -517,7 +517,10 @@ fn progress(
         (Some(b), None) => Some(scale(&parse(b), shown)),
         _ => None,
     };
-    let shown_unit = conversion.map_or(unit, |c| c.to.as_str()).to_owned();
+    // Converted only when every figure could be: otherwise nothing is assessed, and the
+    // target's own figures are shown as they are, in the indicator's currency.
+    let converter = converter.filter(|_| unconvertible.is_none());
+    let shown_unit = converter.map_or(unit, |c| c.to.as_str()).to_owned();
     let facts = TargetFacts {
         kind: s.kind,
         value: if level {

@@ -3051,6 +3051,15 @@ async fn target_progress_in_another_currency() {
         later.reason,
         "no exchange rate into USD for the target period 2030"
     );
+    // Nothing converted: the target's own figure, in the indicator's currency.
+    assert_eq!(
+        (
+            later.unit.as_str(),
+            later.target_value.as_str(),
+            later.converted_from.as_str()
+        ),
+        ("CNY", "3000", "")
+    );
 }
 
 #[tokio::test]
