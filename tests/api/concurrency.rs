@@ -1879,3 +1879,101 @@ async fn the_feed_delivers_imported_rows_once_in_order_across_pages_and_replicas
         "nothing after the last change: {more:?}"
     );
 }
+
+/// A replica announces its commits to the others (a NOTIFY, a transaction of its own
+/// that wakes every listening replica) only while another replica has WatchObservations
+/// streams, and a stream opened on one replica gets the other's writes at once, not at
+/// its next second's poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_announce_their_commits_only_while_another_one_watches() {
+    use tradewatch::store::observations::CHANNEL;
+    let mut app = spawn_app().await;
+    let replica = app.replica().await;
+    app.create_indicator_with("nw-region", pb::Frequency::Monthly, 4)
+        .await;
+    let period = |k: usize| {
+        name(
+            "nw-region",
+            &format!("{}-M{:02}", 2000 + k / 12, k % 12 + 1),
+        )
+    };
+    // A connection of the test's own listens on the service's channel (it is not named
+    // as a watching replica's is).
+    let mut heard = sqlx::postgres::PgListener::connect_with(&app.pool)
+        .await
+        .expect("listener");
+    heard.listen(CHANNEL).await.expect("LISTEN");
+
+    // Nobody watches: twenty writes on replica A, in one second, announce nothing.
+    for k in 0..20 {
+        batch(
+            &mut app.observations,
+            vec![obs(&period(k), &k.to_string(), S::Normal)],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(300), heard.recv()).await;
+    assert!(
+        quiet.is_err(),
+        "a commit was announced while no replica watched: {quiet:?}"
+    );
+
+    // A stream on replica B: it says so, and from then on A announces its commits.
+    let mut feed = replica
+        .observations
+        .clone()
+        .watch_observations(pb::WatchObservationsRequest {
+            from_beginning: true,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut seen = 0;
+    while seen < 20 {
+        let m = tokio::time::timeout(Duration::from_secs(10), feed.message())
+            .await
+            .expect("the first twenty changes come")
+            .expect("the feed does not fail")
+            .expect("stays open");
+        seen += m.changes.len();
+    }
+    assert_eq!(seen, 20, "every change once");
+    let first = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the watching replica says so")
+        .expect("notification");
+    assert_eq!(first.payload(), tradewatch::feed::WATCHING);
+
+    for k in 20..25 {
+        let sent = Instant::now();
+        batch(
+            &mut app.observations,
+            vec![obs(&period(k), &k.to_string(), S::Normal)],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("written");
+        let m = tokio::time::timeout(Duration::from_secs(10), feed.message())
+            .await
+            .expect("the change comes")
+            .expect("the feed does not fail")
+            .expect("stays open");
+        assert_eq!(m.changes.len(), 1, "write {k}");
+        let waited = sent.elapsed();
+        let announced = tokio::time::timeout(Duration::from_secs(1), heard.recv())
+            .await
+            .unwrap_or_else(|_| panic!("write {k} on replica A was not announced"))
+            .expect("notification");
+        assert_eq!(announced.payload(), "", "write {k}");
+        // Without the announcement, B would find it at its next poll, up to 1 s later.
+        assert!(
+            waited < Duration::from_millis(900),
+            "write {k} took {waited:?} to reach the other replica's stream"
+        );
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(20), heard.recv()).await {}
+    }
+}
