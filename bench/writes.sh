@@ -391,7 +391,23 @@ postgres_pids() {
     if [[ $SETUP == tcp ]]; then pidfile=$TCP_PGDATA/postmaster.pid; else pidfile=$PRIVATE_DATA/pgdata/postmaster.pid; fi
     pm=$(head -n 1 "$pidfile" 2>/dev/null) || return 0
     echo "$pm"
-    ps --ppid "$pm" -o pid= 2>/dev/null || true
+    # `ps -o pid=` pads the numbers to one width: without the spaces, or /proc/ PID fails.
+    ps --ppid "$pm" -o pid= 2>/dev/null | tr -d ' ' || true
+}
+# cpu_by_pid PID...: "PID TICKS" per process still there (see cpu_ticks).
+cpu_by_pid() {
+    local pid f
+    for pid in "$@"; do
+        f=$(cut -d')' -f2 "/proc/$pid/stat" 2>/dev/null) || continue
+        echo "$pid $(awk '{ print $12 + $13 }' <<<"$f")"
+    done
+}
+# ticks_since BEFORE AFTER: CPU ticks between two cpu_by_pid outputs, over the processes
+# of AFTER (a process that started in between counts from 0: a backend a new pooled
+# connection started during the run).
+ticks_since() {
+    awk 'NR == FNR { before[$1] = $2; next } { total += $2 - ($1 in before ? before[$1] : 0) } END { print total + 0 }' \
+        <(echo "$1") <(echo "$2")
 }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -408,14 +424,15 @@ writes_run() {
     reset_store
     mapfile -t pgs < <(postgres_pids)
     srv0=$(cpu_ticks "${SERVER_PIDS[@]}")
-    pg0=$(cpu_ticks "${pgs[@]}")
+    pg0=$(cpu_by_pid "${pgs[@]}")
     x0=$(psql_val "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     t0=$(now)
     TRADEWATCH_KEY=$KEY "$CLIENT" "${args[@]}" --writers "$n" --rows 10 --duration "$DUR" \
         --warmup "$WARMUP" --setup --prefix bench-w >"$out" 2>&1 || rc=$?
     t1=$(now)
     srv1=$(cpu_ticks "${SERVER_PIDS[@]}")
-    pg1=$(cpu_ticks "${pgs[@]}")
+    mapfile -t pgs < <(postgres_pids)
+    pg1=$(ticks_since "$pg0" "$(cpu_by_pid "${pgs[@]}")")
     # Statistics reach pg_stat_database within 0.5 s of a commit (PGSTAT_MIN_INTERVAL).
     sleep 0.6
     x1=$(psql_val "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
@@ -435,7 +452,7 @@ writes_run() {
     read -r W_CPS W_P50 W_P99 W_MAX W_CALLS W_FAIL < <(awk '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         print v["calls_per_s"], v["p50_ms"], v["p99_ms"], v["max_ms"], v["calls"], v["failures"] }' <<<"$line")
-    read -r W_SRV_MS W_PG_MS W_GROUP < <(awk -v s="$((srv1 - srv0))" -v p="$((pg1 - pg0))" -v hz="$CLK_TCK" \
+    read -r W_SRV_MS W_PG_MS W_GROUP < <(awk -v s="$((srv1 - srv0))" -v p="$pg1" -v hz="$CLK_TCK" \
         -v x="$((x1 - x0))" -v cps="$W_CPS" -v wall="$(elapsed "$t0" "$t1")" 'BEGIN {
         calls = cps * wall; if (calls <= 0 || x <= 0) { print "nan nan nan"; exit }
         printf "%.3f %.3f %.2f\n", s * 1000 / hz / calls, p * 1000 / hz / calls, calls / x }')
@@ -790,6 +807,12 @@ if rows:
                            ("shared ÷ own indicators, 64 writers", "shared-64", "own-64")]:
             if (s, a) in M and (s, b) in M:
                 drows.append([s, what, f(ratio(a, b), "{:.2f}")])
+        # The same ratios with each side taken against the ceiling measured next to it: the
+        # machine's speed drifts between runs (the ceiling's spread says by how much).
+        for what, a, b in [("two replicas ÷ one replica, 16 writers, each ÷ its ceiling", "2rep-16", "own-16"),
+                           ("two replicas ÷ one replica, 64 writers, each ÷ its ceiling", "2rep-64", "own-64")]:
+            if (s, a) in M and (s, b) in M and M[(s, b)]["ratio"]:
+                drows.append([s, what, f(M[(s, a)]["ratio"] / M[(s, b)]["ratio"], "{:.2f}")])
         r16 = ratio("own-16", "own-1")
         if not math.isnan(r16):
             goals.append((f"{s}: 16 writers get at least 4x one writer's rate", f"{r16:.2f}x", r16 >= 4))

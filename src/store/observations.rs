@@ -411,6 +411,9 @@ const MAX_GROUP: usize = 16;
 const MAX_GROUP_ROWS: usize = 10_000;
 /// Longest a writer waits for a group to fill (see [`run_writer`]).
 const LINGER: Duration = Duration::from_millis(1);
+/// Longest a group waits, once the grouped call before it ended, for that call's
+/// callers' next batches (see [`run_writer`]).
+const REJOIN: Duration = Duration::from_millis(3);
 
 struct Job {
     rows: Vec<BatchRow>,
@@ -437,8 +440,13 @@ impl Job {
 /// events and request id, as if it had come alone). While another writer's grouped call
 /// is in the database, the next group keeps filling until that call ends or the group is
 /// full, so the database mostly has one grouped call of this process at a time and the
-/// next is ready when it ends; a writer whose last group had several batches also waits
-/// up to [`LINGER`] for as many again (its callers' next batches). A batch that arrives
+/// next is ready when it ends. When it ends, the next group also waits up to [`REJOIN`]
+/// for that call's callers, who send their next batches once answered (until it has as
+/// many batches again as the call carried): the callers stay one cohort, in calls of all
+/// their batches, instead of two cohorts taking turns with calls of half as many (at 16
+/// writers on one replica and on two, about a third fewer transactions and a quarter less
+/// PostgreSQL CPU per batch, BENCHMARKS.md). A writer whose last group had several
+/// batches also waits up to [`LINGER`] for as many again. A batch that arrives
 /// while nothing is in flight, from a lone caller, goes at once, alone. A group that is
 /// not only new observations, or whose call fails, is written again batch by batch, so
 /// one caller's bad batch or request id never decides another's outcome; such batches
@@ -461,6 +469,7 @@ impl BatchWriter {
             queue: tokio::sync::Mutex::new(rx),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             ended: tokio::sync::Notify::new(),
+            ended_size: std::sync::atomic::AtomicUsize::new(0),
         });
         for _ in 0..writers.max(1) {
             tokio::spawn(run_writer(pool.clone(), shared.clone()));
@@ -516,6 +525,8 @@ struct Writers {
     in_flight: std::sync::atomic::AtomicUsize,
     /// Wakes a writer collecting a group when a grouped call ends.
     ended: tokio::sync::Notify,
+    /// How many batches the grouped call that ended last carried.
+    ended_size: std::sync::atomic::AtomicUsize,
 }
 
 /// Ends a grouped call's turn (also when its future is dropped).
@@ -574,11 +585,17 @@ async fn run_writer(pool: PgPool, writers: std::sync::Arc<Writers>) {
                 // group's came, what arrives within LINGER (the callers just answered
                 // send their next batches within a fraction of a millisecond); then,
                 // while another writer's grouped call is in the database, what arrives
-                // until it ends or the group is full. One call for all of them costs
-                // the database far less than one each, and the next group fills while
-                // the last one is written. A lone caller never waits: its last group
-                // had one batch, and no other call is in flight.
+                // until it ends or the group is full; then, up to REJOIN, until the
+                // callers of the call that ended are back (as many batches again as it
+                // carried). One call for all of them costs the database far less than
+                // one each, and the next group fills while the last one is written.
+                // Without the rejoin, the callers would settle into two cohorts that
+                // take turns, each with its own calls of half the batches. A lone
+                // caller never waits: its last group had one batch, and no other call
+                // is in flight.
                 let linger = tokio::time::Instant::now() + LINGER;
+                // (until when, how many batches) while waiting for the callers just answered.
+                let mut rejoin: Option<(tokio::time::Instant, usize)> = None;
                 while group.len() < MAX_GROUP {
                     let ended = writers.ended.notified();
                     tokio::pin!(ended);
@@ -587,11 +604,24 @@ async fn run_writer(pool: PgPool, writers: std::sync::Arc<Writers>) {
                         Ok(next) => next,
                         Err(_) if writers.in_flight.load(Ordering::Acquire) > 0 => {
                             tokio::select! {
-                                () = &mut ended => continue,
+                                () = &mut ended => {
+                                    rejoin = Some((
+                                        tokio::time::Instant::now() + REJOIN,
+                                        group.len() + writers.ended_size.load(Ordering::Acquire),
+                                    ));
+                                    continue;
+                                }
                                 next = rx.recv() => match next {
                                     Some(next) => next,
                                     None => break,
                                 },
+                            }
+                        }
+                        Err(_) if rejoin.is_some_and(|(_, want)| group.len() < want) => {
+                            let until = rejoin.map_or(linger, |(until, _)| until);
+                            match tokio::time::timeout_at(until, rx.recv()).await {
+                                Ok(Some(next)) => next,
+                                Ok(None) | Err(_) => break,
                             }
                         }
                         Err(_) if group.len() < last_group => {
@@ -617,6 +647,7 @@ async fn run_writer(pool: PgPool, writers: std::sync::Arc<Writers>) {
         if group.len() > 1 {
             let turn = InFlight::start(&writers);
             let written = write_group(&pool, &group).await;
+            writers.ended_size.store(group.len(), Ordering::Release);
             drop(turn);
             match written {
                 Ok(Some(stamp)) => {
