@@ -300,19 +300,29 @@ async fn say_watching(shared: &Shared, l: &mut Listening) -> Result<()> {
     if streams == l.watching {
         return Ok(());
     }
-    let name = if streams { WATCHING } else { "tradewatch" };
+    let name = if streams {
+        WATCHING
+    } else {
+        crate::store::APPLICATION_NAME
+    };
     sqlx::query("SELECT set_config('application_name', $1, false)")
         .bind(name)
         .execute(&mut l.listener)
         .await?;
     l.watching = streams;
     if streams {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(WATCHING)
-            .execute(&mut l.listener)
-            .await?;
+        notify(&mut l.listener, WATCHING).await?;
     }
+    Ok(())
+}
+
+/// A NOTIFY on the service's channel (a transaction of its own).
+async fn notify<'e>(on: impl sqlx::PgExecutor<'e>, payload: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(on)
+        .await?;
     Ok(())
 }
 
@@ -338,10 +348,7 @@ async fn tick(shared: &Shared, own: i32, watchers: &mut Watchers) -> Result<bool
                 watchers.set(others_watch(&shared.pool, own).await?);
             }
             if watchers.others {
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(CHANNEL)
-                    .execute(&shared.pool)
-                    .await?;
+                notify(&shared.pool, "").await?;
             }
             Ok::<_, Error>(())
         };

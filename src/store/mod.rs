@@ -48,6 +48,10 @@ impl Default for PoolConfig {
     }
 }
 
+/// `application_name` of the service's database sessions (the change feed's listening
+/// connection is renamed while its process has streams, see [`crate::feed::WATCHING`]).
+pub const APPLICATION_NAME: &str = "tradewatch";
+
 /// Opens a pool. Connections are made lazily, so the service starts (and reports
 /// NOT_SERVING on health) even when the database is down at that moment. Connections
 /// over TCP get `TCP_NODELAY` (see [`net`]).
@@ -83,7 +87,7 @@ pub fn connect_lazy(options: PgConnectOptions, config: &PoolConfig) -> PgPool {
         // discarded; idle connections are recycled after a minute anyway.
         .test_before_acquire(false)
         .idle_timeout(Duration::from_secs(60))
-        .connect_lazy_with(options.application_name("tradewatch"))
+        .connect_lazy_with(options.application_name(APPLICATION_NAME))
 }
 
 /// Applies pending migrations.

@@ -1100,7 +1100,7 @@ async fn an_import_cancelled_during_its_copy_leaves_the_pool_usable() {
 // ---------------------------------------------------------------------------------------
 // The change feed
 
-type Feed = tonic::Streaming<pb::WatchObservationsResponse>;
+pub(crate) type Feed = tonic::Streaming<pb::WatchObservationsResponse>;
 
 /// (kind, name, value) of a change: what a watcher acts on.
 type Seen = (Kind, String, String);
@@ -1114,7 +1114,7 @@ async fn watch(app: &mut TestApp, request: pb::WatchObservationsRequest) -> Feed
 }
 
 /// The next message of `feed`, failing (not hanging) when none comes.
-async fn next(feed: &mut Feed) -> pb::WatchObservationsResponse {
+pub(crate) async fn next(feed: &mut Feed) -> pb::WatchObservationsResponse {
     let msg = tokio::time::timeout(PATIENCE, feed.message())
         .await
         .expect("a message within the patience")
