@@ -1091,21 +1091,22 @@ async fn write_chunk(
         // observation_versions look small (after a TRUNCATE, in a new database) and then
         // kept as the connection's generic plan: every message of the import then read
         // every version the import had added so far, 18 ms per message of 5,000 rows,
-        // and a 300,000-row import took 1.9-2.0 s instead of 1.0-1.2 (bench/writes.sh:
-        // 4 of 6 imports).
+        // and a 300,000-row import took 1.7-2.1 s instead of 1.0-1.2 (bench/writes.sh:
+        // 3 of 6 imports).
+        macro_rules! reached {
+            () => {
+                "SELECT h.indicator_key, e.found IS NULL \
+                   FROM observation_heads h \
+                   LEFT JOIN LATERAL (SELECT true AS found FROM observation_versions v \
+                                       WHERE v.indicator_key = h.indicator_key LIMIT 1) e \
+                     ON true \
+                  WHERE h.indicator_key = ANY($1)"
+            };
+        }
         let sql = if validate_only {
-            "SELECT h.indicator_key, e.found IS NULL \
-               FROM observation_heads h \
-               LEFT JOIN LATERAL (SELECT true AS found FROM observation_versions v \
-                                   WHERE v.indicator_key = h.indicator_key LIMIT 1) e ON true \
-              WHERE h.indicator_key = ANY($1)"
+            reached!()
         } else {
-            "SELECT h.indicator_key, e.found IS NULL \
-               FROM observation_heads h \
-               LEFT JOIN LATERAL (SELECT true AS found FROM observation_versions v \
-                                   WHERE v.indicator_key = h.indicator_key LIMIT 1) e ON true \
-              WHERE h.indicator_key = ANY($1) \
-              ORDER BY h.indicator_key FOR UPDATE OF h"
+            concat!(reached!(), " ORDER BY h.indicator_key FOR UPDATE OF h")
         };
         let found: Vec<(i32, bool)> = sqlx::query_as(sql)
             .bind(&new_keys)
