@@ -99,11 +99,13 @@ pub async fn context(pool: PgPool) -> Result<Context> {
     })
 }
 
-/// How many batch writers run at once (at most `slots`): as many as this machine has
-/// cores, at least two. Fewer writers mean larger groups of batches per database call
-/// (see [`store::observations::BatchWriter`]), which is where the throughput comes from;
-/// more than the cores that drive them add contention, not throughput (measured in
-/// BENCHMARKS.md: on 2 cores, 2 writers wrote 1.7 times as many batches as 5).
+/// How many connections write batches at once (at most `slots`): the batch writer's,
+/// and the others for the batches written beside it (see
+/// [`store::observations::BatchWriter`]); as many as this machine has cores, at least
+/// two. The throughput comes from one writer grouping the batches into few database
+/// calls; more connections than the cores that drive them add contention, not
+/// throughput (measured in BENCHMARKS.md: on 2 cores, 2 writers wrote 1.7 times as many
+/// batches as 5).
 fn batch_writers(slots: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     cores.max(2).min(slots)

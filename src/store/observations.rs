@@ -267,7 +267,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Runs in a writer of [`BatchWriter`], a task of its own: once sent, a statement is seen
 /// through to its end even if the caller goes away, so its outcome is known either way.
 async fn write_batch_now(
-    pool: &PgPool,
+    conn: &mut Held,
     rows: &[BatchRow],
     validate_only: bool,
     claim: Option<&Claim>,
@@ -293,9 +293,12 @@ async fn write_batch_now(
             .bind(claim.map(|c| c.method.as_str()))
             .bind(claim.map(|c| c.fingerprint.as_slice()))
             .bind(validate_only)
-            .bind(deadline_ms())
-            .fetch_all(pool)
-            .await;
+            .bind(deadline_ms());
+        let run = match conn.get().await {
+            Ok(c) => run.fetch_all(c).await,
+            Err(e) => Err(e),
+        };
+        let run = conn.check(run);
         match run {
             Err(e) if attempt < MAX_ATTEMPTS && sqlstate(&e).as_deref() == Some("40P01") => {
                 let ms = rand::random_range(0..10 * u64::from(attempt));
@@ -409,11 +412,12 @@ fn batch_outcome(
 /// Most batches one database call writes together, and most rows.
 const MAX_GROUP: usize = 16;
 const MAX_GROUP_ROWS: usize = 10_000;
-/// Longest a writer waits for a group to fill (see [`run_writer`]).
-const LINGER: Duration = Duration::from_millis(1);
-/// Longest a group waits, once the grouped call before it ended, for that call's
+/// Longest the writer waits, once the grouped call before ended, for that call's
 /// callers' next batches (see [`run_writer`]).
 const REJOIN: Duration = Duration::from_millis(3);
+/// A batch of more rows than this is written beside the grouped writes, not by the
+/// writer itself, so that its length never holds up the batches that arrive meanwhile.
+const LONG_BATCH: usize = 1_000;
 
 struct Job {
     rows: Vec<BatchRow>,
@@ -434,46 +438,59 @@ impl Job {
 ///
 /// A batch write costs the database mostly per call (a PL/pgSQL call, its statements'
 /// start and end, its locks, its commit) and little per row: measured with pgbench on
-/// `observations_write_batches()`, one batch of 10 rows took 1.1 ms and eight 2.5–2.8 ms.
-/// So one writer takes up to [`MAX_GROUP`] batches whose indicators do not overlap and
-/// writes them in one call (one transaction, one stamp, each batch with its own audit
-/// events and request id, as if it had come alone). While another writer's grouped call
-/// is in the database, the next group keeps filling until that call ends or the group is
-/// full, so the database mostly has one grouped call of this process at a time and the
-/// next is ready when it ends. When it ends, the next group also waits up to [`REJOIN`]
-/// for that call's callers, who send their next batches once answered (until it has as
-/// many batches again as the call carried): the callers stay one cohort, in calls of all
-/// their batches, instead of two cohorts taking turns with calls of half as many (at 16
-/// writers, batches per transaction 6.97 → 11.9–13.5 on one replica and 3.31 → 6.3–6.7
-/// on two, BENCHMARKS.md). A writer whose last group had several
-/// batches also waits up to [`LINGER`] for as many again. A batch that arrives
-/// while nothing is in flight, from a lone caller, goes at once, alone. A group that is
-/// not only new observations, or whose call fails, is written again batch by batch, so
-/// one caller's bad batch or request id never decides another's outcome; such batches
-/// (revisions, deletions) never wait for a group.
+/// `observations_write_batches()` (rolled back, so without the commit's flush), one batch
+/// of 10 rows took 0.41 ms and sixteen 1.68 ms. So one task of this process, the
+/// writer, takes up to [`MAX_GROUP`] batches whose indicators do not overlap and writes
+/// them in one call (one transaction, one stamp, each batch with its own audit events
+/// and request id, as if it had come alone), on a connection it keeps ([`Held`]). The
+/// batches that arrive while the call is in the database wait in the queue, without
+/// waking anyone, and make the next group when it ends. Once a call has ended and its
+/// callers have their answers, the next group waits up to [`REJOIN`] for them (until it
+/// has as many batches again as the call carried): they send their next batches within
+/// about a millisecond, and stay one cohort in calls of all their batches instead of
+/// two cohorts taking turns with calls of half as many. A lone caller never waits: its
+/// last call had one batch.
 ///
-/// A writer never waits for another in the database: a batch whose indicator is held by
+/// One writer, not several taking turns: with two, one collected the next group while
+/// the other's call was in the database, every batch that arrived meanwhile woke it,
+/// and two replicas on one database at 16 writers made 0.96× one replica's rate
+/// (medians, bench/writes.sh); with one, 1.10× (BENCHMARKS.md). Passing one connection
+/// between the two (so that every call went to the same PostgreSQL process) did not
+/// make up the difference.
+///
+/// Batches that could hold the writer up are written beside it, each in a task of its
+/// own, at most `writers - 1` at once, on connections they leave to each other
+/// ([`Held::leave`]): batches that are not only new observations (deletions,
+/// validate_only), batches of more than [`LONG_BATCH`] rows, and the batches of a group
+/// whose call found that they are not all new observations or failed, written again one
+/// by one, so one caller's bad batch or request id never decides another's outcome. A
+/// lone batch of new observations goes at once on the writer's connection (a revision
+/// among them is found and written as such in the same call). A full group while more
+/// batches wait (at 64 writers, say) also goes beside, and the writer goes on with the
+/// next: so two grouped calls can be in the database at once when one would not take
+/// all the batches waiting.
+///
+/// No write waits for another in the database: a batch whose indicator is held by
 /// another writer (of another replica, or an import) comes back [`BatchOutcome::Busy`],
 /// and its caller tries again a little later (until its deadline) without holding a
-/// writer or a connection. So writers of other indicators always find a writer free.
+/// writer or a connection.
 #[derive(Debug, Clone)]
 pub struct BatchWriter {
     tx: mpsc::Sender<Job>,
 }
 
 impl BatchWriter {
-    /// Starts `writers` writers on `pool`: at most that many connections write batches.
+    /// Starts the writer on `pool`, with up to `writers` connections writing batches: the
+    /// writer's, and `writers - 1` (at least one) for the batches written beside it.
     pub fn start(pool: PgPool, writers: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(1024);
-        let shared = std::sync::Arc::new(Writers {
-            queue: tokio::sync::Mutex::new(rx),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-            ended: tokio::sync::Notify::new(),
-            ended_size: std::sync::atomic::AtomicUsize::new(0),
-        });
-        for _ in 0..writers.max(1) {
-            tokio::spawn(run_writer(pool.clone(), shared.clone()));
-        }
+        let beside = Beside {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                writers.saturating_sub(1).max(1),
+            )),
+            spare: Spare::default(),
+        };
+        tokio::spawn(run_writer(pool, rx, beside));
         Self { tx }
     }
 
@@ -518,185 +535,277 @@ impl BatchWriter {
     }
 }
 
-/// What the writers of one process share.
-struct Writers {
-    queue: tokio::sync::Mutex<mpsc::Receiver<Job>>,
-    /// Grouped calls in the database now.
-    in_flight: std::sync::atomic::AtomicUsize,
-    /// Wakes a writer collecting a group when a grouped call ends.
-    ended: tokio::sync::Notify,
-    /// How many batches the grouped call that ended last carried.
-    ended_size: std::sync::atomic::AtomicUsize,
+/// How long the writer keeps its connection while it has nothing to write.
+const KEEP_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection kept from one write to the next while there is work.
+///
+/// sqlx tests every connection given back to its pool with a round trip (a `Sync`,
+/// answered by `ReadyForQuery`, in a task of its own) before another call may take it.
+/// Taken and given back per write, that was one more round trip, and wake-ups of
+/// PostgreSQL's process and of this one, for every grouped write. So the writer keeps
+/// its connection while it writes, and gives it back after [`KEEP_IDLE`] without work,
+/// or at once when a call on it failed other than with an error of PostgreSQL's (it may
+/// be broken: the pool tests it and replaces it, and the next write takes another,
+/// waiting as long as any call).
+struct Held {
+    pool: PgPool,
+    spare: Spare,
+    conn: Option<PoolConnection>,
 }
 
-/// Ends a grouped call's turn (also when its future is dropped).
-struct InFlight<'a>(&'a Writers);
+type PoolConnection = sqlx::pool::PoolConnection<Postgres>;
 
-impl<'a> InFlight<'a> {
-    fn start(w: &'a Writers) -> Self {
-        w.in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Self(w)
+/// Connections the writes beside the writer leave for the next ones (the writer gives
+/// them back to the pool with its own after [`KEEP_IDLE`] without work).
+type Spare = std::sync::Arc<std::sync::Mutex<Vec<PoolConnection>>>;
+
+impl Held {
+    fn new(pool: PgPool, spare: Spare) -> Self {
+        Self {
+            pool,
+            spare,
+            conn: None,
+        }
+    }
+
+    fn spare(&self) -> std::sync::MutexGuard<'_, Vec<PoolConnection>> {
+        // Poisoned only if a writer panicked while pushing or popping: the connections
+        // in it are as good as before.
+        self.spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The connection: the one held, else a spare one, else one from the pool.
+    async fn get(&mut self) -> std::result::Result<&mut sqlx::PgConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            let spare = self.spare().pop();
+            self.conn = spare;
+        }
+        if self.conn.is_none() {
+            self.conn = Some(self.pool.acquire().await?);
+        }
+        Ok(self.conn.as_deref_mut().expect("just taken"))
+    }
+
+    /// Leaves the connection, if any, for the next write beside the writer.
+    fn leave(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.spare().push(conn);
+        }
+    }
+
+    /// Passes `result` on, giving the connection back first when it may be broken.
+    fn check<T>(
+        &mut self,
+        result: std::result::Result<T, sqlx::Error>,
+    ) -> std::result::Result<T, sqlx::Error> {
+        if let Err(e) = &result
+            && !matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound)
+        {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Waits for `work`, giving the connections back (its own and the spare ones) every
+    /// [`KEEP_IDLE`] it waits, and at once when the pool closes (which waits for them).
+    async fn idle<F: std::future::Future>(&mut self, work: F) -> F::Output {
+        tokio::pin!(work);
+        let closed = self.pool.close_event();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = tokio::time::sleep(KEEP_IDLE) => self.give_back(),
+                () = &mut closed => {
+                    self.give_back();
+                    return work.await;
+                }
+            }
+        }
+    }
+
+    /// Gives the connections back to the pool.
+    fn give_back(&mut self) {
+        self.conn = None;
+        let spare = std::mem::take(&mut *self.spare());
+        drop(spare);
     }
 }
 
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        self.0.ended.notify_waiters();
-    }
+/// Whether a job is written beside the writer rather than by it.
+fn beside_the_writer(job: &Job) -> bool {
+    !job.groupable() || job.rows.len() > LONG_BATCH
 }
 
-async fn run_writer(pool: PgPool, writers: std::sync::Arc<Writers>) {
-    use std::sync::atomic::Ordering;
+/// Writes a job in a task of its own, on a connection of its own, once one of the
+/// `beside` permits is free; its caller waits for the answer as for any other.
+fn write_beside(pool: &PgPool, beside: &Beside, job: Job) {
+    let pool = pool.clone();
+    let beside = beside.clone();
+    tokio::spawn(async move {
+        let Ok(_permit) = beside.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let mut conn = Held::new(pool, beside.spare.clone());
+        let result = call::scope(
+            job.call,
+            write_batch_now(&mut conn, &job.rows, job.validate_only, job.claim.as_ref()),
+        )
+        .await;
+        conn.leave();
+        let _ = job.reply.send(result);
+    });
+}
+
+/// What the writes beside the writer share: at most so many at once, and their spare
+/// connections.
+#[derive(Clone)]
+struct Beside {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    spare: Spare,
+}
+
+async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
+    let mut conn = Held::new(pool.clone(), beside.spare.clone());
     // A job taken from the queue that could not join the last group: the next one's first.
     let mut held: Option<Job> = None;
-    // How many batches this writer's last group had: about as many callers are sending
-    // again now that they have their answers.
+    // How many batches the last group had: about as many callers are sending again now
+    // that they have their answers.
     let mut last_group = 1;
     loop {
-        let mut group: Vec<Job> = Vec::new();
-        {
-            // A writer with a held job must not wait for the queue: an idle writer holds
-            // it while it waits for a job, and the held job would wait with it. It only
-            // looks for more when the queue is free.
-            let (first, rx) = match held.take() {
-                Some(j) => (j, writers.queue.try_lock().ok()),
-                None => {
-                    let mut rx = writers.queue.lock().await;
-                    match rx.recv().await {
-                        Some(j) => (j, Some(rx)),
-                        None => return,
+        let first = match held.take() {
+            Some(j) => j,
+            None => match conn.idle(rx.recv()).await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        if beside_the_writer(&first) {
+            write_beside(&pool, &beside, first);
+            continue;
+        }
+        let mut ids: std::collections::HashSet<ResourceId> = first
+            .rows
+            .iter()
+            .map(|r| r.name.indicator.clone())
+            .collect();
+        let mut rows = first.rows.len();
+        let mut group = vec![first];
+        // The group takes what is queued (what arrived while the last call was in the
+        // database), then, while fewer batches than the last group's came, what arrives
+        // within REJOIN (the callers just answered send their next batches within about
+        // a millisecond). One call for all of them costs the database far less than one
+        // each.
+        let rejoin = tokio::time::Instant::now() + REJOIN;
+        while group.len() < MAX_GROUP {
+            let next = match rx.try_recv() {
+                Ok(next) => next,
+                Err(_) if group.len() < last_group => {
+                    match tokio::time::timeout_at(rejoin, rx.recv()).await {
+                        Ok(Some(next)) => next,
+                        Ok(None) | Err(_) => break,
                     }
                 }
+                Err(_) => break,
             };
-            let mut ids: std::collections::HashSet<ResourceId> = first
-                .rows
-                .iter()
-                .map(|r| r.name.indicator.clone())
-                .collect();
-            let mut rows = first.rows.len();
-            let groupable = first.groupable();
-            group.push(first);
-            if let (Some(mut rx), true) = (rx, groupable) {
-                // The group takes what is queued; then, while fewer batches than the last
-                // group's came, what arrives within LINGER (the callers just answered
-                // send their next batches within a fraction of a millisecond); then,
-                // while another writer's grouped call is in the database, what arrives
-                // until it ends or the group is full; then, up to REJOIN, until the
-                // callers of the call that ended are back (as many batches again as it
-                // carried). One call for all of them costs the database far less than
-                // one each, and the next group fills while the last one is written.
-                // Without the rejoin, the callers would settle into two cohorts that
-                // take turns, each with its own calls of half the batches. A lone
-                // caller never waits: its last group had one batch, and no other call
-                // is in flight.
-                let linger = tokio::time::Instant::now() + LINGER;
-                // (until when, how many batches) while waiting for the callers just answered.
-                let mut rejoin: Option<(tokio::time::Instant, usize)> = None;
-                while group.len() < MAX_GROUP {
-                    let ended = writers.ended.notified();
-                    tokio::pin!(ended);
-                    ended.as_mut().enable();
-                    let next = match rx.try_recv() {
-                        Ok(next) => next,
-                        Err(_) if writers.in_flight.load(Ordering::Acquire) > 0 => {
-                            tokio::select! {
-                                () = &mut ended => {
-                                    rejoin = Some((
-                                        tokio::time::Instant::now() + REJOIN,
-                                        group.len() + writers.ended_size.load(Ordering::Acquire),
-                                    ));
-                                    continue;
-                                }
-                                next = rx.recv() => match next {
-                                    Some(next) => next,
-                                    None => break,
-                                },
-                            }
-                        }
-                        Err(_) if rejoin.is_some_and(|(_, want)| group.len() < want) => {
-                            let Some((until, _)) = rejoin else { break };
-                            match tokio::time::timeout_at(until, rx.recv()).await {
-                                Ok(Some(next)) => next,
-                                Ok(None) | Err(_) => break,
-                            }
-                        }
-                        Err(_) if group.len() < last_group => {
-                            match tokio::time::timeout_at(linger, rx.recv()).await {
-                                Ok(Some(next)) => next,
-                                Ok(None) | Err(_) => break,
-                            }
-                        }
-                        Err(_) => break,
-                    };
-                    let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
-                    if !next.groupable() || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
-                        held = Some(next);
-                        break;
-                    }
-                    ids.extend(next.rows.iter().map(|r| r.name.indicator.clone()));
-                    rows += next.rows.len();
-                    group.push(next);
-                }
+            let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
+            if beside_the_writer(&next) || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
+                held = Some(next);
+                break;
             }
-            last_group = group.len();
+            ids.extend(next.rows.iter().map(|r| r.name.indicator.clone()));
+            rows += next.rows.len();
+            group.push(next);
         }
-        if group.len() > 1 {
-            let turn = InFlight::start(&writers);
-            let written = write_group(&pool, &group).await;
-            writers.ended_size.store(group.len(), Ordering::Release);
-            drop(turn);
-            match written {
-                Ok(Some(stamp)) => {
-                    for job in group {
-                        let versions = job
-                            .rows
-                            .iter()
-                            .map(|r| Version {
-                                name: r.name.clone(),
-                                value: r.value.clone(),
-                                status: r.status,
-                                comment: r.comment.clone(),
-                                source: r.source.clone(),
-                                deleted: false,
-                                known_from: stamp,
-                                known_until: None,
-                            })
-                            .collect();
-                        let counts = MergeCounts {
-                            inserted: job.rows.len() as i64,
-                            ..MergeCounts::default()
-                        };
-                        let _ = job.reply.send(Ok(BatchOutcome::Written {
-                            counts,
-                            commit_time: Some(stamp),
-                            versions,
-                        }));
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, batches = group.len(), "a grouped write failed; writing its batches one by one")
-                }
-            }
-        }
-        for job in group {
+        last_group = group.len();
+        if let [_] = group.as_slice() {
+            let job = group.pop().expect("one job");
             let result = call::scope(
                 job.call,
-                write_batch_now(&pool, &job.rows, job.validate_only, job.claim.as_ref()),
+                write_batch_now(&mut conn, &job.rows, job.validate_only, job.claim.as_ref()),
             )
             .await;
             let _ = job.reply.send(result);
+            continue;
         }
+        // More batches waiting than this call takes (at 64 writers, say): it goes
+        // beside, and the writer goes on with the next group at once.
+        if group.len() == MAX_GROUP && (held.is_some() || !rx.is_empty()) {
+            let (pool, beside) = (pool.clone(), beside.clone());
+            tokio::spawn(async move {
+                let Ok(permit) = beside.permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut conn = Held::new(pool.clone(), beside.spare.clone());
+                let written = write_group(&mut conn, &group).await;
+                conn.leave();
+                drop(permit);
+                answer_group(group, written, &pool, &beside);
+            });
+            continue;
+        }
+        let written = write_group(&mut conn, &group).await;
+        answer_group(group, written, &pool, &beside);
+    }
+}
+
+/// Answers the callers of a group from its call's outcome; when the call wrote nothing
+/// (not only new observations, or it failed), writes its batches again one by one,
+/// beside the writer.
+fn answer_group(
+    group: Vec<Job>,
+    written: Result<Option<DateTime<Utc>>>,
+    pool: &PgPool,
+    beside: &Beside,
+) {
+    let stamp = match written {
+        Ok(Some(stamp)) => stamp,
+        Ok(None) => {
+            for job in group {
+                write_beside(pool, beside, job);
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, batches = group.len(), "a grouped write failed; writing its batches one by one");
+            for job in group {
+                write_beside(pool, beside, job);
+            }
+            return;
+        }
+    };
+    for job in group {
+        let counts = MergeCounts {
+            inserted: job.rows.len() as i64,
+            ..MergeCounts::default()
+        };
+        let versions = job
+            .rows
+            .into_iter()
+            .map(|r| Version {
+                name: r.name,
+                value: r.value,
+                status: r.status,
+                comment: r.comment,
+                source: r.source,
+                deleted: false,
+                known_from: stamp,
+                known_until: None,
+            })
+            .collect();
+        let _ = job.reply.send(Ok(BatchOutcome::Written {
+            counts,
+            commit_time: Some(stamp),
+            versions,
+        }));
     }
 }
 
 /// Writes a group in one call; `None` when its batches must be written one by one.
-async fn write_group(pool: &PgPool, group: &[Job]) -> Result<Option<DateTime<Utc>>> {
+async fn write_group(conn: &mut Held, group: &[Job]) -> Result<Option<DateTime<Utc>>> {
     let calls: Vec<i32> = group
         .iter()
         .enumerate()
@@ -728,7 +837,7 @@ async fn write_group(pool: &PgPool, group: &[Job]) -> Result<Option<DateTime<Utc
         .min()
         .unwrap_or(86_400_000)
         .clamp(1, 86_400_000) as i32;
-    let row: (String, Option<DateTime<Utc>>) = match sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT outcome, known_from FROM observations_write_batches($1, $2, $3, $4, $5, $6, \
          $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
@@ -746,10 +855,13 @@ async fn write_group(pool: &PgPool, group: &[Job]) -> Result<Option<DateTime<Utc
     .bind(&claims)
     .bind(&claim_methods)
     .bind(&fingerprints)
-    .bind(deadline)
-    .fetch_one(pool)
-    .await
-    {
+    .bind(deadline);
+    let written = match conn.get().await {
+        Ok(c) => query.fetch_one(c).await,
+        Err(e) => Err(e),
+    };
+    let written = conn.check(written);
+    let row: (String, Option<DateTime<Utc>>) = match written {
         Ok(row) => row,
         // Not only new observations, past the earliest deadline, a request id claimed
         // meanwhile, a deadlock: each batch on its own.

@@ -1766,3 +1766,86 @@ async fn imported_values_of_every_shape_read_back_exactly() {
             .unwrap();
     assert_eq!(sum, "99999999876743222253.746122000000000001");
 }
+
+// ---------------------------------------------------------------------------------------
+// The batch writer's connection
+
+/// The batch writer keeps its database connection from one write to the next. When the
+/// connections are cut (a database restart, terminated backends), the writes fail with
+/// UNAVAILABLE (retryable) until each stale connection has failed once (the pool does not
+/// test connections before handing them out; it holds at most 10), then succeed again by
+/// themselves; every write answered OK is stored, no other is.
+#[tokio::test]
+async fn the_batch_writer_recovers_when_its_connection_is_cut() {
+    let mut app = spawn_app().await;
+    app.create_indicator("cut-conn").await;
+    let first = app
+        .write(vec![obs(&name("cut-conn", "1900"), "1.5", S::Normal)])
+        .await;
+    assert_eq!(first.inserted, 1);
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+           AND backend_type = 'client backend'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(cut >= 1, "the writer's connection was among those cut");
+    let (mut ok, mut unavailable) = (0, 0);
+    for year in 1901..1930 {
+        let answer = app
+            .observations
+            .batch_create_observations(pb::BatchCreateObservationsRequest {
+                request_id: String::new(),
+                observations: vec![obs(&name("cut-conn", &year.to_string()), "2.5", S::Normal)],
+                validate_only: false,
+            })
+            .await;
+        match answer {
+            Ok(r) => {
+                assert_eq!(r.into_inner().inserted, 1);
+                ok += 1;
+                if ok == 3 {
+                    break;
+                }
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert_eq!(ok, 0, "a failure after the writes had recovered: {e:?}");
+                unavailable += 1;
+            }
+        }
+    }
+    assert_eq!(
+        ok, 3,
+        "the writes recovered ({unavailable} UNAVAILABLE first)"
+    );
+    assert!(
+        unavailable <= 11,
+        "{unavailable} UNAVAILABLE before the writes recovered"
+    );
+    let stored = count(
+        &app.pool,
+        "SELECT count(*) FROM observation_versions WHERE known_until IS NULL",
+    )
+    .await;
+    assert_eq!(stored, 1 + 3);
+}
+
+/// Closing the pool (as the server does when it stops) gives the batch writer's kept
+/// connection back at once: the close does not wait for the writer's idle second.
+#[tokio::test]
+async fn closing_the_pool_does_not_wait_for_the_batch_writers_connection() {
+    let mut app = spawn_app().await;
+    app.create_indicator("close-conn").await;
+    for year in ["2018", "2019"] {
+        let r = app
+            .write(vec![obs(&name("close-conn", year), "1.5", S::Normal)])
+            .await;
+        assert_eq!(r.inserted, 1);
+    }
+    tokio::time::timeout(Duration::from_millis(700), app.pool.close())
+        .await
+        .expect("the pool closes within 0.7 s, the writer's connection given back");
+}
