@@ -489,6 +489,7 @@ impl BatchWriter {
                 writers.saturating_sub(1).max(1),
             )),
             spare: Spare::default(),
+            groups: std::sync::Arc::default(),
         };
         tokio::spawn(run_writer(pool, rx, beside));
         Self { tx }
@@ -660,23 +661,65 @@ fn write_beside(pool: &PgPool, beside: &Beside, job: Job) {
     });
 }
 
-/// What the writes beside the writer share: at most so many at once, and their spare
-/// connections.
+/// What the writes beside the writer share: at most so many at once, their spare
+/// connections, and the indicators of the groups written beside it now.
 #[derive(Clone)]
 struct Beside {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     spare: Spare,
+    groups: std::sync::Arc<GroupsBeside>,
+}
+
+#[derive(Default)]
+struct GroupsBeside {
+    indicators: std::sync::Mutex<std::collections::HashSet<ResourceId>>,
+    ended: tokio::sync::Notify,
+}
+
+impl Beside {
+    fn indicators(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<ResourceId>> {
+        // Poisoned only if a writer panicked while it held the lock: the set is whole.
+        self.groups
+            .indicators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks a group's indicators as written beside the writer.
+    fn take(&self, ids: &std::collections::HashSet<ResourceId>) {
+        self.indicators().extend(ids.iter().cloned());
+    }
+
+    /// Ends [`Beside::take`] once the group's call has ended.
+    fn free(&self, ids: &std::collections::HashSet<ResourceId>) {
+        self.indicators().retain(|id| !ids.contains(id));
+        self.groups.ended.notify_waiters();
+    }
+
+    /// Waits until no group written beside the writer holds any of `ids`.
+    async fn wait_until_free(&self, ids: &std::collections::HashSet<ResourceId>) {
+        loop {
+            let ended = self.groups.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.indicators().is_disjoint(ids) {
+                return;
+            }
+            ended.await;
+        }
+    }
 }
 
 async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
     let mut conn = Held::new(pool.clone(), beside.spare.clone());
-    // A job taken from the queue that could not join the last group: the next one's first.
-    let mut held: Option<Job> = None;
+    // Jobs taken from the queue that could not join the last group (one of their
+    // indicators was in it, or it was full), in the order they came: the next groups'.
+    let mut held: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     // How many batches the last group had: about as many callers are sending again now
     // that they have their answers.
     let mut last_group = 1;
     loop {
-        let first = match held.take() {
+        let first = match held.pop_front() {
             Some(j) => j,
             None => match conn.idle(rx.recv()).await {
                 Some(j) => j,
@@ -687,40 +730,67 @@ async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
             write_beside(&pool, &beside, first);
             continue;
         }
-        let mut ids: std::collections::HashSet<ResourceId> = first
-            .rows
-            .iter()
-            .map(|r| r.name.indicator.clone())
-            .collect();
+        let indicators = |job: &Job| {
+            job.rows
+                .iter()
+                .map(|r| r.name.indicator.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut ids: std::collections::HashSet<ResourceId> =
+            indicators(&first).into_iter().collect();
         let mut rows = first.rows.len();
         let mut group = vec![first];
-        // The group takes what is queued (what arrived while the last call was in the
-        // database), then, while fewer batches than the last group's came, what arrives
-        // within REJOIN (the callers just answered send their next batches within about
-        // a millisecond). One call for all of them costs the database far less than one
-        // each.
+        // The group takes the jobs held from the last one that fit, then what is queued
+        // (what arrived while the last call was in the database), then, while fewer
+        // batches than the last group's came, what arrives within REJOIN (the callers
+        // just answered send their next batches within about a millisecond). One call
+        // for all of them costs the database far less than one each. A job that does not
+        // fit (one of its indicators is in the group already, or a job held before it
+        // has one of them, so that the writes of an indicator keep their order) is held
+        // for the next group; a job that goes beside the writer goes now unless it too
+        // must wait its turn.
+        let mut waiting: std::collections::HashSet<ResourceId> = std::collections::HashSet::new();
+        let mut later = std::collections::VecDeque::new();
         let rejoin = tokio::time::Instant::now() + REJOIN;
-        while group.len() < MAX_GROUP {
-            let next = match rx.try_recv() {
-                Ok(next) => next,
-                Err(_) if group.len() < last_group => {
-                    match tokio::time::timeout_at(rejoin, rx.recv()).await {
-                        Ok(Some(next)) => next,
-                        Ok(None) | Err(_) => break,
+        loop {
+            let next = match held.pop_front() {
+                Some(next) => next,
+                None if group.len() >= MAX_GROUP || later.len() >= MAX_GROUP => break,
+                None => match rx.try_recv() {
+                    Ok(next) => next,
+                    Err(_) if group.len() < last_group => {
+                        match tokio::time::timeout_at(rejoin, rx.recv()).await {
+                            Ok(Some(next)) => next,
+                            Ok(None) | Err(_) => break,
+                        }
                     }
-                }
-                Err(_) => break,
+                    Err(_) => break,
+                },
             };
-            let overlaps = next.rows.iter().any(|r| ids.contains(&r.name.indicator));
-            if beside_the_writer(&next) || overlaps || rows + next.rows.len() > MAX_GROUP_ROWS {
-                held = Some(next);
-                break;
+            let its = indicators(&next);
+            let must_wait = its.iter().any(|i| ids.contains(i) || waiting.contains(i));
+            if beside_the_writer(&next) && !must_wait {
+                write_beside(&pool, &beside, next);
+                continue;
             }
-            ids.extend(next.rows.iter().map(|r| r.name.indicator.clone()));
+            if must_wait
+                || beside_the_writer(&next)
+                || group.len() >= MAX_GROUP
+                || rows + next.rows.len() > MAX_GROUP_ROWS
+            {
+                waiting.extend(its);
+                later.push_back(next);
+                continue;
+            }
+            ids.extend(its);
             rows += next.rows.len();
             group.push(next);
         }
+        held = later;
         last_group = group.len();
+        // A group written beside may hold some of these indicators: its call would make
+        // this one skip them (and write its batches one by one, or come back busy).
+        beside.wait_until_free(&ids).await;
         if let [_] = group.as_slice() {
             let job = group.pop().expect("one job");
             let result = call::scope(
@@ -733,16 +803,20 @@ async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
         }
         // More batches waiting than this call takes (at 64 writers, say): it goes
         // beside, and the writer goes on with the next group at once.
-        if group.len() == MAX_GROUP && (held.is_some() || !rx.is_empty()) {
+        if group.len() == MAX_GROUP && (!held.is_empty() || !rx.is_empty()) {
             let (pool, beside) = (pool.clone(), beside.clone());
+            beside.take(&ids);
             tokio::spawn(async move {
-                let Ok(permit) = beside.permits.clone().acquire_owned().await else {
-                    return;
+                let written = match beside.permits.clone().acquire_owned().await {
+                    Ok(_permit) => {
+                        let mut conn = Held::new(pool.clone(), beside.spare.clone());
+                        let written = write_group(&mut conn, &group).await;
+                        conn.leave();
+                        written
+                    }
+                    Err(_) => Err(Error::Unavailable),
                 };
-                let mut conn = Held::new(pool.clone(), beside.spare.clone());
-                let written = write_group(&mut conn, &group).await;
-                conn.leave();
-                drop(permit);
+                beside.free(&ids);
                 answer_group(group, written, &pool, &beside);
             });
             continue;
