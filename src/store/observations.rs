@@ -468,7 +468,9 @@ impl Job {
 /// among them is found and written as such in the same call). A full group while more
 /// batches wait (at 64 writers, say) also goes beside, and the writer goes on with the
 /// next: so two grouped calls can be in the database at once when one would not take
-/// all the batches waiting.
+/// all the batches waiting. A batch of an indicator already in the group (two callers
+/// of one indicator) waits for the next group, in its turn, without ending this one; a
+/// group does not go while a group beside holds one of its indicators.
 ///
 /// No write waits for another in the database: a batch whose indicator is held by
 /// another writer (of another replica, or an import) comes back [`BatchOutcome::Busy`],
@@ -802,20 +804,21 @@ async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
             continue;
         }
         // More batches waiting than this call takes (at 64 writers, say): it goes
-        // beside, and the writer goes on with the next group at once.
-        if group.len() == MAX_GROUP && (!held.is_empty() || !rx.is_empty()) {
+        // beside, if a connection beside is free, and the writer goes on with the next
+        // group at once (a group never queues for one: it is written here then).
+        let more = !held.is_empty() || !rx.is_empty();
+        if let (MAX_GROUP, true, Ok(permit)) = (
+            group.len(),
+            more,
+            beside.permits.clone().try_acquire_owned(),
+        ) {
             let (pool, beside) = (pool.clone(), beside.clone());
             beside.take(&ids);
             tokio::spawn(async move {
-                let written = match beside.permits.clone().acquire_owned().await {
-                    Ok(_permit) => {
-                        let mut conn = Held::new(pool.clone(), beside.spare.clone());
-                        let written = write_group(&mut conn, &group).await;
-                        conn.leave();
-                        written
-                    }
-                    Err(_) => Err(Error::Unavailable),
-                };
+                let mut conn = Held::new(pool.clone(), beside.spare.clone());
+                let written = write_group(&mut conn, &group).await;
+                conn.leave();
+                drop(permit);
                 beside.free(&ids);
                 answer_group(group, written, &pool, &beside);
             });
