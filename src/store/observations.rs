@@ -806,12 +806,10 @@ async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<Job>, beside: Beside) {
         // More batches waiting than this call takes (at 64 writers, say): it goes
         // beside, if a connection beside is free, and the writer goes on with the next
         // group at once (a group never queues for one: it is written here then).
-        let more = !held.is_empty() || !rx.is_empty();
-        if let (MAX_GROUP, true, Ok(permit)) = (
-            group.len(),
-            more,
-            beside.permits.clone().try_acquire_owned(),
-        ) {
+        if group.len() == MAX_GROUP
+            && (!held.is_empty() || !rx.is_empty())
+            && let Ok(permit) = beside.permits.clone().try_acquire_owned()
+        {
             let (pool, beside) = (pool.clone(), beside.clone());
             beside.take(&ids);
             tokio::spawn(async move {
