@@ -838,14 +838,10 @@ fn answer_group(
 ) {
     let stamp = match written {
         Ok(Some(stamp)) => stamp,
-        Ok(None) => {
-            for job in group {
-                write_beside(pool, beside, job);
+        other => {
+            if let Err(e) = other {
+                tracing::debug!(error = %e, batches = group.len(), "a grouped write failed; writing its batches one by one");
             }
-            return;
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, batches = group.len(), "a grouped write failed; writing its batches one by one");
             for job in group {
                 write_beside(pool, beside, job);
             }
